@@ -1,0 +1,58 @@
+"""Whole-image inference with a trained state (official `test()`), any H and W."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ikejax.configs import IKEConfig
+from ikejax.model import build_model
+from ikejax.train import IKEState
+
+
+def _pad_to_multiple(x: jax.Array, s: int) -> jax.Array:
+  """Symmetric padding at the bottom/right so that `s` divides H and W."""
+  ph, pw = (-x.shape[0]) % s, (-x.shape[1]) % s
+  if ph or pw:
+    x = jnp.pad(x, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+  return x
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _super_resolve(flow, up, image, *, cfg):
+  model = build_model(cfg)
+  h, w, _ = image.shape
+  s = cfg.scale
+  sr = model.super_resolve(flow, up, _pad_to_multiple(image, s))
+  return sr[:s * h, :s * w]
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _downscale(flow, image, *, cfg):
+  model = build_model(cfg)
+  llr, _ = model.encode(flow, image)
+  return llr
+
+
+def super_resolve(state: IKEState, image: np.ndarray, cfg: IKEConfig) -> np.ndarray:
+  """X_LR -> flow -> Z -> U -> inverse flow, on the whole image.
+
+  `[H, W, 3] -> [s*H, s*W, 3]` in [-1, 1] (not clipped). When `s` does not
+  divide H or W the image is padded symmetrically to a multiple of `s` and
+  the result cropped back to exactly `s*H x s*W`.
+  """
+  return np.asarray(_super_resolve(state.flow, state.up, jnp.asarray(image, jnp.float32),
+                                   cfg=cfg))
+
+
+def downscale(state: IKEState, image: np.ndarray, cfg: IKEConfig) -> np.ndarray:
+  """The learned degradation X_LR -> X_LLR on the whole image, `[H, W, 3] -> [H/s, W/s, 3]`.
+
+  H and W are first cropped (bottom/right) to multiples of `s`.
+  """
+  s = cfg.scale
+  h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
+  return np.asarray(_downscale(state.flow, jnp.asarray(image[:h, :w], jnp.float32), cfg=cfg))

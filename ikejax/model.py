@@ -1,0 +1,130 @@
+"""IKE's generator around the flow: bicubic residual, colour layout, U and D.
+
+`IKEModel` is a static (hashable) bundle of the Linen modules plus the pure
+functions that wire them (paper Fig. 1; official `InvRescaleNet.forward`):
+
+  encode:  X_LR -> (X_LLR, Z)
+           D = down(X_LR);  R = X_LR - up(D);  [R_down, Z] = flow(R)
+           X_LLR = D + R_down
+  decode:  (X_LR, Z_up) -> X_SR
+           R_lr = X_LR - up(down(X_LR));  R_up = flow^-1([R_lr, Z_up])
+           X_SR = up(X_LR) + R_up
+
+`down`/`up` are bicubic resizes by 1/s and s (`ops.imresize`). With
+`bicubic_residual=False` (ablation) the flow maps the images themselves.
+Images are `[H, W, 3]` in [-1, 1]; Z is `[h, w, 3 * (s*s - 1)]` with channel
+`k * 3 + c` for latent map `k` of colour `c` (the official U's layout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from ikejax import ops
+from ikejax.flow import IKEFlow
+from ikejax.networks import PatchDiscriminator, ZUpscaler
+
+
+def _to_colour_batch(x: jax.Array) -> jax.Array:
+  """`[H, W, C] -> [C, H, W, 1]`: colours become the flow's batch."""
+  return jnp.transpose(x, (2, 0, 1))[..., None]
+
+
+@dataclasses.dataclass(frozen=True)
+class IKEModel:
+  """Static description of one IKE model; all methods are pure."""
+  flow: IKEFlow
+  up: ZUpscaler
+  d_lr: PatchDiscriminator
+  d_hr: PatchDiscriminator
+  scale: int
+  resize_kind: str = "matlab"
+  bicubic_residual: bool = True
+
+  @property
+  def z_channels(self) -> int:
+    return 3 * (self.scale * self.scale - 1)
+
+  def down(self, x: jax.Array) -> jax.Array:
+    """Bicubic `[H, W, C] -> [H/s, W/s, C]`."""
+    return ops.imresize(x, 1.0 / self.scale, self.resize_kind)
+
+  def up_bicubic(self, x: jax.Array) -> jax.Array:
+    """Bicubic `[h, w, C] -> [s*h, s*w, C]`."""
+    return ops.imresize(x, float(self.scale), self.resize_kind)
+
+  def encode(self, flow_params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Forward (downscaling) pass, `[H, W, 3] -> ([H/s, W/s, 3], [H/s, W/s, Cz])`."""
+    if self.bicubic_residual:
+      base = self.down(x)
+      x = x - self.up_bicubic(base)
+    out = self.flow.apply({"params": flow_params}, _to_colour_batch(x),
+                          method=IKEFlow.forward)          # [3, h, w, s*s]
+    llr = jnp.transpose(out[..., 0], (1, 2, 0))           # [h, w, 3]
+    if self.bicubic_residual:
+      llr = llr + base
+    z = jnp.transpose(out[..., 1:], (1, 2, 3, 0))         # [h, w, nz, 3]
+    return llr, z.reshape(z.shape[:2] + (-1,))
+
+  def decode(self, flow_params, x_lr: jax.Array, z_up: jax.Array) -> jax.Array:
+    """Inverse (upscaling) pass, `([H, W, 3], [H, W, Cz]) -> [s*H, s*W, 3]`."""
+    lr = x_lr - self.up_bicubic(self.down(x_lr)) if self.bicubic_residual else x_lr
+    h, w, _ = z_up.shape
+    z = jnp.transpose(z_up.reshape(h, w, -1, 3), (3, 0, 1, 2))  # [3, H, W, nz]
+    y = jnp.concatenate([_to_colour_batch(lr), z], axis=-1)
+    out = self.flow.apply({"params": flow_params}, y, method=IKEFlow.inverse)
+    sr = jnp.transpose(out[..., 0], (1, 2, 0))
+    return sr + self.up_bicubic(x_lr) if self.bicubic_residual else sr
+
+  def upscale_z(self, up_params, z: jax.Array) -> jax.Array:
+    """U: `[h, w, Cz] -> [s*h, s*w, Cz]`."""
+    return self.up.apply({"params": up_params}, z)
+
+  def super_resolve(self, flow_params, up_params, x_lr: jax.Array) -> jax.Array:
+    """X_LR -> Z -> U(Z) -> inverse: `[H, W, 3] -> [s*H, s*W, 3]` (H, W divisible by s)."""
+    _, z = self.encode(flow_params, x_lr)
+    return self.decode(flow_params, x_lr, self.upscale_z(up_params, z))
+
+  def discriminate(self, which: str, variables, x: jax.Array, update_stats: bool):
+    """Runs PD1 (`'lr'`) or PD2 (`'hr'`) on one `[H, W, 3]` image.
+
+    Returns:
+      (`[H-6, W-6]` map in (0, 1), updated `batch_stats`).
+    """
+    d = self.d_lr if which == "lr" else self.d_hr
+    out, new_vars = d.apply(variables, x[None], update_stats=update_stats,
+                            mutable=["batch_stats"])
+    return out[0, ..., 0], new_vars["batch_stats"]
+
+
+def build_model(cfg) -> IKEModel:
+  """Builds the static model of a config (`ikejax.configs.IKEConfig`)."""
+  return IKEModel(
+      flow=IKEFlow(scale=cfg.scale, blocks_per_level=cfg.blocks_per_level,
+                   coupling=cfg.coupling, growth=cfg.growth, linear=cfg.linear_subnets,
+                   reference_inverse=cfg.reference_inverse),
+      up=ZUpscaler(scale=cfg.scale, width=cfg.u_width, depth=cfg.u_depth,
+                   resize_kind=cfg.resize_kind),
+      d_lr=PatchDiscriminator(width=cfg.d_width),
+      d_hr=PatchDiscriminator(width=cfg.d_width),
+      scale=cfg.scale, resize_kind=cfg.resize_kind,
+      bicubic_residual=cfg.bicubic_residual)
+
+
+def init_variables(model: IKEModel, key: jax.Array, g_crop: int):
+  """Initial variables of the four networks for G crops of size `g_crop`.
+
+  Returns:
+    dict with `flow`, `up` (params) and `d_lr`, `d_hr` (params + batch_stats).
+  """
+  k_flow, k_up, k_dlr, k_dhr = jax.random.split(key, 4)
+  s = model.scale
+  h = g_crop // s
+  flow = model.flow.init(k_flow, jnp.zeros((3, g_crop, g_crop, 1)), method=IKEFlow.forward)
+  up = model.up.init(k_up, jnp.zeros((h, h, model.z_channels)))
+  d_lr = model.d_lr.init(k_dlr, jnp.zeros((1, h, h, 3)), update_stats=True)
+  d_hr = model.d_hr.init(k_dhr, jnp.zeros((1, g_crop, g_crop, 3)), update_stats=True)
+  return {"flow": flow["params"], "up": up["params"], "d_lr": d_lr, "d_hr": d_hr}

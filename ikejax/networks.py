@@ -1,0 +1,77 @@
+"""Non-invertible networks of IKE: the Z-upscale module U and the patch discriminator."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from ikejax import ops
+from ikejax.flow import xavier_normal
+
+
+class ZUpscaler(nn.Module):
+  """Z-upscale module U (paper Sec. 2; official `ZSSRUpsampler`).
+
+  `[h, w, Cz] -> [s*h, s*w, Cz]`: bicubic x`scale`, then eight 3x3 convs of
+  `width` channels with bias, ReLU after the first seven, no global skip.
+  `Cz = 3 * (s*s - 1)` (Z maps of the three colours, mixed freely).
+  Init: Xavier-normal gain 0.1, zero bias (official `weights_init_G`).
+  """
+  scale: int
+  width: int = 64
+  depth: int = 8
+  resize_kind: str = "matlab"
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    c = z.shape[-1]
+    x = ops.imresize(z, self.scale, self.resize_kind)
+    for i in range(self.depth):
+      last = i == self.depth - 1
+      x = nn.Conv(c if last else self.width, (3, 3), padding=1,
+                  kernel_init=xavier_normal(0.1), bias_init=nn.initializers.zeros,
+                  name=f"conv{i}")(x)
+      if not last:
+        x = nn.relu(x)
+    return x
+
+
+def _bn_scale_init(key, shape, dtype=jnp.float32):
+  """BatchNorm weight ~ N(1, 0.02) (official `weights_init_D`)."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+class PatchDiscriminator(nn.Module):
+  """KernelGAN's fully convolutional patch discriminator (PD1 and PD2 of IKE).
+
+  `[N, H, W, 3] -> [N, H-6, W-6, 1]` in (0, 1): a spectral-norm 7x7 conv with
+  no activation, five [spectral-norm 1x1 conv, BatchNorm, ReLU], a
+  spectral-norm 1x1 conv to one channel, sigmoid. BatchNorm always uses the
+  statistics of the current input, as the official code keeps D in train
+  mode; spectral norm runs one power iteration per call when `update_stats`.
+  Variables: `params` and `batch_stats` (BN running stats, unused, and the
+  spectral-norm vectors).
+  """
+  width: int = 64
+  kernel_size: int = 7
+  n_layers: int = 7
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, update_stats: bool) -> jax.Array:
+    conv = lambda f, k, name: nn.SpectralNorm(nn.Conv(
+        f, (k, k), padding="VALID", kernel_init=xavier_normal(0.1),
+        bias_init=nn.initializers.zeros, name=name), name=f"sn_{name}")
+    x = conv(self.width, self.kernel_size, "conv0")(x, update_stats=update_stats)
+    for i in range(1, self.n_layers - 1):
+      x = conv(self.width, 1, f"conv{i}")(x, update_stats=update_stats)
+      x = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5,
+                       scale_init=_bn_scale_init, name=f"bn{i}")(x)
+      x = nn.relu(x)
+    x = conv(1, 1, f"conv{self.n_layers - 1}")(x, update_stats=update_stats)
+    return nn.sigmoid(x)
+
+  @property
+  def shave(self) -> int:
+    """Pixels lost per spatial axis (valid convolution)."""
+    return self.kernel_size - 1

@@ -1,0 +1,270 @@
+"""Pure, parameter-free array ops on single images laid out as `[H, W, C]`.
+
+Everything here works on `jax.Array`s inside `jit`; `imresize`, the filters
+and `space_to_depth` also accept NumPy arrays and then return NumPy arrays, so
+host-side code (crop probability maps, baselines) shares one implementation.
+
+Reference behaviour followed (facts from the official IKE code, see
+third_party/README.md):
+  * `space_to_depth` orders channels as the official `SpaceToDepth`
+    (`src/modules/Inv_arch.py`): channel = (dy * s + dx) * C + c.
+  * `imresize(kind='torch')` is `torch.nn.Upsample(mode='bicubic',
+    align_corners=True)`, the resize used everywhere inside the official flow.
+  * `imresize(kind='matlab')` is MATLAB's `imresize(..., 'bicubic')`
+    (Keys a = -0.5, antialiased when downscaling, half-pixel centres, mirrored
+    borders), as in the `imresize.py` that KernelGAN, DualSR and IKE share.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = Union[jax.Array, np.ndarray]
+
+RESIZE_KINDS = ("matlab", "torch")
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _xp(x: Array):
+  """NumPy for NumPy inputs (host code), jax.numpy for everything else."""
+  return np if isinstance(x, np.ndarray) else jnp
+
+
+# ------------------------------------------------------------------------------
+# Space-to-depth (the flow's squeeze).
+# ------------------------------------------------------------------------------
+
+
+def space_to_depth(x: Array, s: int) -> Array:
+  """Moves `s x s` pixel blocks into channels.
+
+  `[H, W, C] -> [H/s, W/s, s*s*C]`, output channel `(dy * s + dx) * C + c`
+  holds pixel `(s*i + dy, s*j + dx)` of input channel `c`, the order of the
+  official `SpaceToDepth` (`permute(0, 3, 5, 1, 2, 4)` in NCHW). The coupling
+  split relies on it: channel 0 (sub-pixel (0, 0) of colour 0) is the LR slot.
+
+  Args:
+    x: `[H, W, C]` with `H` and `W` divisible by `s`.
+    s: block size.
+
+  Returns:
+    `[H/s, W/s, s*s*C]`.
+
+  Raises:
+    ValueError: if `H` or `W` is not divisible by `s`.
+  """
+  h, w, c = x.shape
+  if h % s or w % s:
+    raise ValueError(f"space_to_depth needs H, W divisible by {s}, got {x.shape}")
+  xp = _xp(x)
+  y = x.reshape(h // s, s, w // s, s, c)
+  y = xp.transpose(y, (0, 2, 1, 3, 4))
+  return y.reshape(h // s, w // s, s * s * c)
+
+
+def depth_to_space(y: Array, s: int) -> Array:
+  """Exact inverse of `space_to_depth`: `[h, w, s*s*C] -> [s*h, s*w, C]`."""
+  h, w, cs = y.shape
+  if cs % (s * s):
+    raise ValueError(f"depth_to_space needs channels divisible by {s * s}, got {y.shape}")
+  c = cs // (s * s)
+  xp = _xp(y)
+  x = y.reshape(h, w, s, s, c)
+  x = xp.transpose(x, (0, 2, 1, 3, 4))
+  return x.reshape(h * s, w * s, c)
+
+
+# ------------------------------------------------------------------------------
+# Bicubic resizing as two dense, exactly reproducible linear maps.
+# ------------------------------------------------------------------------------
+
+
+def _cubic(x: np.ndarray, a: float) -> np.ndarray:
+  """Keys' cubic convolution kernel with parameter `a`."""
+  ax = np.abs(x)
+  ax2, ax3 = ax * ax, ax * ax * ax
+  return np.where(
+      ax <= 1, (a + 2) * ax3 - (a + 3) * ax2 + 1,
+      np.where(ax < 2, a * ax3 - 5 * a * ax2 + 8 * a * ax - 4 * a, 0.0))
+
+
+def _matlab_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
+  """MATLAB `imresize` bicubic weights along one axis, `[n_out, n_in]`."""
+  antialias = scale < 1
+  width = 4.0 / scale if antialias else 4.0
+  kernel = (lambda t: scale * _cubic(scale * t, -0.5)) if antialias else (
+      lambda t: _cubic(t, -0.5))
+  out = np.arange(1, n_out + 1, dtype=np.float64)
+  centre = out / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinate.
+  left = np.floor(centre - width / 2)
+  taps = int(math.ceil(width)) + 2
+  idx = left[:, None] + np.arange(taps)[None, :]
+  weights = kernel(centre[:, None] - idx)
+  weights /= weights.sum(axis=1, keepdims=True)
+  # Mirror the borders (MATLAB's symmetric padding): 1..n, n..1, repeated.
+  mirror = np.concatenate([np.arange(n_in), np.arange(n_in)[::-1]])
+  idx = mirror[np.mod(idx.astype(np.int64) - 1, 2 * n_in)]
+  mat = np.zeros((n_out, n_in))
+  np.add.at(mat, (np.repeat(np.arange(n_out), taps), idx.ravel()), weights.ravel())
+  return mat
+
+
+def _torch_matrix(n_in: int, n_out: int) -> np.ndarray:
+  """`torch` bicubic, `align_corners=True`, weights `[n_out, n_in]`.
+
+  PyTorch samples input coordinate `o * (n_in - 1) / (n_out - 1)` with Keys
+  a = -0.75, no antialiasing, and clamps taps to the border.
+  """
+  step = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+  src = np.arange(n_out, dtype=np.float64) * step
+  base = np.floor(src)
+  t = src - base
+  offsets = np.arange(-1, 3)
+  weights = _cubic(t[:, None] - offsets[None, :], -0.75)
+  idx = np.clip(base[:, None].astype(np.int64) + offsets[None, :], 0, n_in - 1)
+  mat = np.zeros((n_out, n_in))
+  np.add.at(mat, (np.repeat(np.arange(n_out), 4), idx.ravel()), weights.ravel())
+  return mat
+
+
+def resize_out_size(n_in: int, scale: float, kind: str) -> int:
+  """Output length of `imresize` along one axis (MATLAB ceil, torch floor)."""
+  if kind == "matlab":
+    return int(math.ceil(n_in * scale - 1e-9))
+  if kind == "torch":
+    return int(math.floor(n_in * scale + 1e-9))
+  raise ValueError(f"unknown resize kind {kind!r}; expected one of {RESIZE_KINDS}")
+
+
+@functools.lru_cache(maxsize=64)
+def resize_matrix(n_in: int, scale: float, kind: str) -> np.ndarray:
+  """The `[n_out, n_in]` float64 matrix of a 1-D bicubic resize by `scale`."""
+  n_out = resize_out_size(n_in, scale, kind)
+  if kind == "matlab":
+    mat = _matlab_matrix(n_in, n_out, scale)
+  else:
+    mat = _torch_matrix(n_in, n_out)
+  mat.setflags(write=False)
+  return mat
+
+
+def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
+  """Bicubic resize of one image by `scale` along both spatial axes.
+
+  `[H, W, C] -> [H', W', C]` (or `[H, W] -> [H', W']`), with `H' = ceil(H *
+  scale)` for `'matlab'` and `floor(H * scale)` for `'torch'`. Implemented as
+  two dense matrix products: exact, differentiable, and fast on small crops.
+
+  Args:
+    x: image, NumPy (computed in float64 and returned as float64) or JAX
+      (computed in `x.dtype`).
+    scale: resize factor (> 1 upscales).
+    kind: `'matlab'` (antialiased, half-pixel centres) or `'torch'`
+      (`align_corners=True`).
+
+  Returns:
+    The resized image.
+  """
+  if kind not in RESIZE_KINDS:
+    raise ValueError(f"unknown resize kind {kind!r}; expected one of {RESIZE_KINDS}")
+  mh = resize_matrix(x.shape[0], float(scale), kind)
+  mw = resize_matrix(x.shape[1], float(scale), kind)
+  if isinstance(x, np.ndarray):
+    x = x.astype(np.float64)
+    y = np.tensordot(mh, x, axes=(1, 0))
+    return np.moveaxis(np.tensordot(mw, y, axes=(1, 1)), 0, 1)
+  mh = jnp.asarray(mh, x.dtype)
+  mw = jnp.asarray(mw, x.dtype)
+  hi = jax.lax.Precision.HIGHEST  # Keep float32 exact on TPU/GPU matmul units.
+  y = jnp.tensordot(mh, x, axes=(1, 0), precision=hi)
+  return jnp.moveaxis(jnp.tensordot(mw, y, axes=(1, 1), precision=hi), 0, 1)
+
+
+# ------------------------------------------------------------------------------
+# Filters.
+# ------------------------------------------------------------------------------
+
+
+def rgb_to_gray(x: Array) -> Array:
+  """`[H, W, 3] -> [H, W]` luma with weights (0.299, 0.587, 0.114)."""
+  return x[..., 0] * GRAY_WEIGHTS[0] + x[..., 1] * GRAY_WEIGHTS[1] + x[..., 2] * GRAY_WEIGHTS[2]
+
+
+def conv2d_single(x: Array, kernel: Array, stride: int = 1, padding=0) -> Array:
+  """Correlates every channel of `x` with one 2-D `kernel` (depthwise).
+
+  `[H, W, C] -> [H', W', C]`; `padding` is an int (zeros on every side, as
+  `torch.nn.functional.conv2d`) or `'VALID'`.
+
+  Args:
+    x: `[H, W, C]` JAX array.
+    kernel: `[kh, kw]`.
+    stride: spatial stride.
+    padding: zero padding per side, or `'VALID'` (= 0).
+
+  Returns:
+    `[(H + 2p - kh) // stride + 1, ..., C]`.
+  """
+  pad = 0 if padding == "VALID" else int(padding)
+  c = x.shape[-1]
+  k = jnp.broadcast_to(jnp.asarray(kernel, x.dtype)[:, :, None, None],
+                       kernel.shape + (1, c))
+  y = jax.lax.conv_general_dilated(
+      x[None], k, window_strides=(stride, stride), padding=[(pad, pad)] * 2,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c,
+      precision=jax.lax.Precision.HIGHEST)
+  return y[0]
+
+
+def box_filter(x: Array, size: int) -> Array:
+  """`size x size` mean filter, 'valid' (no padding): `[H, W, C] -> [H-size+1, W-size+1, C]`."""
+  return conv2d_single(x, jnp.full((size, size), 1.0 / (size * size), x.dtype))
+
+
+def gaussian_kernel(size: int, sigma: float) -> np.ndarray:
+  """`[size, size]` separable Gaussian as `cv2.getGaussianKernel` builds it."""
+  t = np.arange(size, dtype=np.float64) - (size - 1) / 2
+  g = np.exp(-t * t / (2 * sigma * sigma))
+  g /= g.sum()
+  return np.outer(g, g)
+
+
+def sobel_magnitude(x: Array) -> Array:
+  """Sobel gradient magnitude of a 2-D image, `[H, W] -> [H, W]`.
+
+  Same as `numpy.hypot(scipy.ndimage.sobel(x, 1), scipy.ndimage.sobel(x, 0))`
+  (mode 'reflect', i.e. half-sample symmetric borders), which the official
+  `edge_detect` computes.
+  """
+  xp = _xp(x)
+  p = xp.pad(x, 1, mode="symmetric")
+  # Derivative [-1, 0, 1] along one axis, smoothing [1, 2, 1] along the other.
+  dx = p[:, 2:] - p[:, :-2]
+  gx = dx[:-2] + 2 * dx[1:-1] + dx[2:]
+  dy = p[2:] - p[:-2]
+  gy = dy[:, :-2] + 2 * dy[:, 1:-1] + dy[:, 2:]
+  return xp.sqrt(gx * gx + gy * gy)
+
+
+def total_variation(x: Array, kind: str = "isotropic", eps: float = 1e-8) -> Array:
+  """Total variation of `[H, W, C]`, normalised per pixel.
+
+  * `'isotropic'`: the paper's Eq. 5, `sqrt(dx^2 + dy^2)` per pixel, taken as a
+    mean over the `(H-1)(W-1)C` pixels that have both neighbours (the paper
+    writes a sum; a mean keeps lambda_TV = 1 on the scale of the other, mean,
+    losses). `eps` keeps the gradient finite at flat pixels.
+  * `'squared'`: the official `TVLoss`, `2 * (mean(dy^2) + mean(dx^2))`.
+  """
+  dy = x[1:, :, :] - x[:-1, :, :]
+  dx = x[:, 1:, :] - x[:, :-1, :]
+  if kind == "isotropic":
+    return jnp.mean(jnp.sqrt(dy[:, :-1] ** 2 + dx[:-1, :] ** 2 + eps))
+  if kind == "squared":
+    return 2.0 * (jnp.mean(dy * dy) + jnp.mean(dx * dx))
+  raise ValueError(f"unknown TV kind {kind!r}; expected 'isotropic' or 'squared'")

@@ -1,0 +1,291 @@
+"""Training: the state pytree, one jit-compiled IKE iteration, and the fit loop.
+
+One iteration (official `train.py` loop; paper "encoding / decoding phases")
+runs four optimizer updates inside one compiled function:
+  1. encode: flow step on  L_CSR^fwd + lambda_energy L_energy + lambda_bic L_bic
+  2. PD1:    discriminator on real LR crops vs X_LLR (detached)
+  3. decode: flow + U step on  lambda_bwd L_CSR^bwd + lambda_TV L_TV + lambda_inter L_inter
+  4. PD2:    discriminator on the LR crop vs the s x s tiles of X_SR (detached)
+Every update is Adam (optax `scale_by_adam`) times a learning rate that is a
+pure function of the iteration, as are the loss weights (`IKEConfig`
+schedules). The flow has one Adam state, stepped twice per iteration, as the
+official code steps `optimizer_G` in both phases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from ikejax import losses
+from ikejax import patches
+from ikejax.configs import IKEConfig
+from ikejax.model import IKEModel, build_model, init_variables
+
+PyTree = Any
+
+# The discriminator needs a 7x7 patch of the (s times smaller) LLR crop.
+D_MIN_INPUT = 7
+
+
+class IKEState(struct.PyTreeNode):
+  """Everything that changes during training, as one pytree.
+
+  Attributes:
+    step: iteration counter (int32 scalar).
+    flow, up: parameters of the flow and of U.
+    d_lr, d_hr: variables (`params`, `batch_stats`) of PD1 and PD2.
+    opt: Adam states keyed like the networks (`flow`, `up`, `d_lr`, `d_hr`).
+    bad_step: first iteration whose losses were not finite, or -1.
+  """
+  step: jax.Array
+  flow: PyTree
+  up: PyTree
+  d_lr: PyTree
+  d_hr: PyTree
+  opt: dict
+  bad_step: jax.Array
+
+
+def _adam(cfg: IKEConfig) -> optax.GradientTransformation:
+  return optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=1e-8)
+
+
+def create_state(key: jax.Array, cfg: IKEConfig) -> IKEState:
+  """Initial state for crops of `cfg.crop` (PRNG key -> all four networks)."""
+  model = build_model(cfg)
+  v = init_variables(model, key, cfg.crop)
+  tx = _adam(cfg)
+  opt = {"flow": tx.init(v["flow"]), "up": tx.init(v["up"]),
+         "d_lr": tx.init(v["d_lr"]["params"]), "d_hr": tx.init(v["d_hr"]["params"])}
+  return IKEState(step=jnp.zeros((), jnp.int32), flow=v["flow"], up=v["up"],
+                  d_lr=v["d_lr"], d_hr=v["d_hr"], opt=opt,
+                  bad_step=jnp.full((), -1, jnp.int32))
+
+
+def _apply_adam(tx, params, grads, opt_state, lr):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
+  return params, opt_state
+
+
+def _tiles(x: jax.Array, s: int) -> list[jax.Array]:
+  """The `s*s` non-overlapping `[H/s, W/s, C]` tiles of `[H, W, C]`."""
+  h, w = x.shape[0] // s, x.shape[1] // s
+  return [x[i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(s) for j in range(s)]
+
+
+def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array,
+               key: jax.Array, *, cfg: IKEConfig,
+               model: Optional[IKEModel] = None) -> tuple[IKEState, dict]:
+  """One IKE iteration (the four updates above) on crops of one image.
+
+  Args:
+    state: current state.
+    image: `[H, W, 3]` LR image in [-1, 1].
+    p_g, p_d: `[H, W]` crop probability maps (`patches.crop_probability_maps`).
+    key: the run's PRNG key; folded with `state.step`, so the same key is
+      passed at every iteration.
+    cfg: config (static); `cfg.crop` must fit the image.
+    model: built from `cfg` when not given.
+
+  Returns:
+    The new state and a dict of scalar metrics (losses and weights).
+  """
+  model = model or build_model(cfg)
+  s, g_crop = cfg.scale, cfg.crop
+  tx = _adam(cfg)
+  key = jax.random.fold_in(key, state.step)
+  k_crop, k_fake, k_real = jax.random.split(key, 3)
+  g_in, d_in = patches.sample_crops(k_crop, image, p_g, p_d, g_crop, g_crop // s, align=s)
+
+  t = state.step
+  lr = cfg.lr_schedule()(t)
+  lam_energy = cfg.lambda_energy_schedule()(t)
+  lam_bic = cfg.lambda_bicubic_schedule()(t)
+  down = model.down(g_in)           # X_bic_down of the crop.
+  bic_up = model.up_bicubic(g_in)   # X_bic_up of the crop.
+
+  # 1. Encode phase: the flow's forward pass against PD1.
+  def encode_loss(flow_params):
+    llr, _ = model.encode(flow_params, g_in)
+    d_map, _ = model.discriminate("lr", state.d_lr, llr, update_stats=False)
+    l_fwd = losses.gan_loss(d_map, real=True)
+    l_energy = losses.energy_loss(g_in, llr, down, kind=cfg.energy_kind, scale=s)
+    l_bic = losses.bicubic_warmup_loss(g_in, llr, down, kind=cfg.warmup_kind, scale=s)
+    total = l_fwd + lam_energy * l_energy + lam_bic * l_bic
+    return total, {"csr_fwd": l_fwd, "energy": l_energy, "bicubic": l_bic, "encode": total}
+
+  (_, m_enc), grads = jax.value_and_grad(encode_loss, has_aux=True)(state.flow)
+  flow, opt_flow = _apply_adam(tx, state.flow, grads, state.opt["flow"], lr)
+
+  # 2. PD1: real LR crops vs X_LLR of the updated flow (official `train_d`).
+  llr, z = jax.lax.stop_gradient(model.encode(flow, g_in))
+  fake = llr + cfg.d_fake_noise * jax.random.normal(k_fake, llr.shape)
+  real = d_in + cfg.d_real_noise * jax.random.normal(k_real, d_in.shape)
+
+  def d_lr_loss(params):
+    real_map, stats = model.discriminate(
+        "lr", {"params": params, "batch_stats": state.d_lr["batch_stats"]}, real, True)
+    fake_map, stats = model.discriminate(
+        "lr", {"params": params, "batch_stats": stats}, fake, True)
+    return 0.5 * (losses.gan_loss(real_map, True) + losses.gan_loss(fake_map, False)), stats
+
+  (l_dlr, stats), grads = jax.value_and_grad(d_lr_loss, has_aux=True)(state.d_lr["params"])
+  p_dlr, opt_dlr = _apply_adam(tx, state.d_lr["params"], grads, state.opt["d_lr"], lr)
+  d_lr = {"params": p_dlr, "batch_stats": stats}
+
+  # 3. Decode phase: U and the flow's inverse pass against PD2 (Z detached).
+  def decode_loss(trainable):
+    flow_params, up_params = trainable
+    sr = model.decode(flow_params, g_in, model.upscale_z(up_params, z))
+    d_map, _ = model.discriminate("hr", state.d_hr, sr, update_stats=False)
+    l_bwd = losses.gan_loss(d_map, real=True)
+    l_inter = losses.interpolation_loss(sr, bic_up)
+    l_tv = losses.tv_loss(sr, cfg.tv_kind)
+    total = cfg.lambda_csr_bwd * l_bwd + cfg.lambda_tv * l_tv + cfg.lambda_inter * l_inter
+    return total, {"csr_bwd": l_bwd, "inter": l_inter, "tv": l_tv, "decode": total}
+
+  (_, m_dec), (g_flow, g_up) = jax.value_and_grad(decode_loss, has_aux=True)((flow, state.up))
+  flow, opt_flow = _apply_adam(tx, flow, g_flow, opt_flow, lr)
+  up, opt_up = _apply_adam(tx, state.up, g_up, state.opt["up"], lr)
+
+  # 4. PD2: the LR crop (real) vs the s x s crop-sized tiles of X_SR (fake).
+  sr = jax.lax.stop_gradient(model.decode(flow, g_in, model.upscale_z(up, z)))
+
+  def d_hr_loss(params):
+    real_map, stats = model.discriminate(
+        "hr", {"params": params, "batch_stats": state.d_hr["batch_stats"]}, g_in, True)
+    fake_losses = []
+    for tile in _tiles(sr, s):
+      fake_map, stats = model.discriminate("hr", {"params": params, "batch_stats": stats},
+                                           tile, True)
+      fake_losses.append(losses.gan_loss(fake_map, False))
+    fake_loss = sum(fake_losses) / len(fake_losses)
+    return 0.5 * (losses.gan_loss(real_map, True) + fake_loss), stats
+
+  (l_dhr, stats), grads = jax.value_and_grad(d_hr_loss, has_aux=True)(state.d_hr["params"])
+  # PD2's learning rate never decays (official learner.py).
+  p_dhr, opt_dhr = _apply_adam(tx, state.d_hr["params"], grads, state.opt["d_hr"], cfg.lr)
+  d_hr = {"params": p_dhr, "batch_stats": stats}
+
+  metrics = {**m_enc, **m_dec, "d_lr": l_dlr, "d_hr": l_dhr,
+             "lambda_energy": lam_energy, "lambda_bicubic": lam_bic, "lr": lr}
+  finite = jnp.all(jnp.stack([jnp.isfinite(v) for k, v in metrics.items()]))
+  bad_step = jnp.where((state.bad_step < 0) & ~finite, state.step, state.bad_step)
+  new_state = state.replace(
+      step=state.step + 1, flow=flow, up=up, d_lr=d_lr, d_hr=d_hr,
+      opt={"flow": opt_flow, "up": opt_up, "d_lr": opt_dlr, "d_hr": opt_dhr},
+      bad_step=bad_step)
+  return new_state, metrics
+
+
+def make_train_step(cfg: IKEConfig) -> Callable:
+  """`train_step` jit-compiled for `cfg`, donating the state buffers."""
+  fn = functools.partial(train_step, cfg=cfg, model=build_model(cfg))
+  return jax.jit(fn, donate_argnums=0)
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss became NaN or inf; the message names the iteration."""
+
+
+def adapt_crop(cfg: IKEConfig, height: int, width: int) -> tuple[IKEConfig, Optional[str]]:
+  """Fits the G crop to the image; refuses images below the true minimum.
+
+  The crop must be a multiple of `s` (squeeze levels) and its LLR (crop / s)
+  at least the discriminator's 7x7 receptive field, so every side of the
+  image must be at least `7 * s` pixels.
+
+  Returns:
+    The config with `crop` set, and a warning string when it was shrunk.
+
+  Raises:
+    ValueError: if the image is below the minimum for the scale.
+  """
+  s = cfg.scale
+  minimum = D_MIN_INPUT * s
+  if min(height, width) < minimum:
+    raise ValueError(
+        f"image is {width}x{height} px but x{s} needs at least {minimum}x{minimum} "
+        f"(the discriminator needs a {D_MIN_INPUT}x{D_MIN_INPUT} patch of the x{s}-downscaled crop)")
+  crop = (min(cfg.crop, height, width) // s) * s
+  warning = None
+  if crop < (cfg.crop // s) * s:
+    warning = (f"image is {width}x{height} px, smaller than the {cfg.crop} px training crop: "
+               f"using {crop} px crops")
+  return cfg.replace(crop=crop), warning
+
+
+@dataclasses.dataclass
+class FitResult:
+  """Outcome of `fit`: final state, logged metrics and timings."""
+  state: IKEState
+  history: list[dict]
+  compile_seconds: float
+  train_seconds: float
+
+
+def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
+        on_log: Optional[Callable[[int, dict], None]] = None,
+        on_compiled: Optional[Callable[[float], None]] = None,
+        state: Optional[IKEState] = None) -> FitResult:
+  """Trains IKE on one image for `cfg.iters` iterations.
+
+  Args:
+    image: `[H, W, 3]` float image in [-1, 1] (`image_io.to_model_range`).
+    cfg: config whose `crop` fits the image (see `adapt_crop`).
+    key: PRNG key of the run; split into an init key and a step key.
+    on_log: called as `on_log(iteration, metrics)` every `cfg.log_every`
+      iterations and at the end, with host floats (the only host syncs).
+    on_compiled: called with the compile time once the step is compiled.
+    state: resume from this state instead of a fresh one.
+
+  Returns:
+    A `FitResult`.
+
+  Raises:
+    NonFiniteLossError: if a loss became NaN or inf (names the iteration).
+  """
+  k_init, k_step = jax.random.split(key)
+  img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
+  p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  image = jnp.asarray(image, jnp.float32)
+  p_g, p_d = jnp.asarray(p_g), jnp.asarray(p_d)
+  if state is None:
+    state = create_state(k_init, cfg)
+  step_fn = make_train_step(cfg)
+
+  t0 = time.perf_counter()
+  compiled = step_fn.lower(state, image, p_g, p_d, k_step).compile()
+  compile_seconds = time.perf_counter() - t0
+  if on_compiled is not None:
+    on_compiled(compile_seconds)
+
+  history = []
+  t0 = time.perf_counter()
+  start = int(state.step)
+  for it in range(start, cfg.iters):
+    state, metrics = compiled(state, image, p_g, p_d, k_step)
+    done = it + 1
+    if done % cfg.log_every == 0 or done == cfg.iters:
+      host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      bad = int(state.bad_step)
+      if bad >= 0:
+        raise NonFiniteLossError(f"a loss became NaN or inf at iteration {bad + 1}")
+      host["iteration"] = done
+      host["seconds"] = time.perf_counter() - t0
+      history.append(host)
+      if on_log is not None:
+        on_log(done, host)
+  jax.block_until_ready(state)
+  return FitResult(state=state, history=history, compile_seconds=compile_seconds,
+                   train_seconds=time.perf_counter() - t0)

@@ -1,0 +1,103 @@
+"""Known-value tests of the losses, and shapes of the networks and the model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ikejax import configs, losses, ops
+from ikejax.model import build_model, init_variables
+from ikejax.networks import PatchDiscriminator, ZUpscaler
+
+
+def test_gan_loss_known_values():
+  d = jnp.array([[0.25, 0.75], [1.0, 0.0]])
+  np.testing.assert_allclose(losses.gan_loss(d, real=True), (0.75 + 0.25 + 0 + 1) / 4)
+  np.testing.assert_allclose(losses.gan_loss(d, real=False), (0.25 + 0.75 + 1 + 0) / 4)
+
+
+def test_energy_mean9_known_value():
+  x = jnp.zeros((32, 32, 3))
+  down = jnp.zeros((16, 16, 3))
+  llr = jnp.full((16, 16, 3), 0.5).at[0, 0, 0].set(0.5 + 81.0)
+  # 9x9 'valid' means: 8x8 outputs per channel, all 0.5 except the one window
+  # per channel-0 output that sees the spike (81 / 81 = +1).
+  expected = (8 * 8 * 3 * 0.5 + 1.0) / (8 * 8 * 3)
+  np.testing.assert_allclose(losses.energy_loss(x, llr, down, kind="mean9"), expected, rtol=1e-6)
+
+
+def test_energy_gauss36_constant_images():
+  # Gray of a constant c is c; the 36x36 Gaussian (stride 2, pad 17) keeps c in the interior.
+  x = jnp.full((64, 64, 3), 0.4)
+  llr = jnp.full((32, 32, 3), 0.4)
+  v = losses.energy_loss(x, llr, None, kind="gauss36", scale=2)
+  # Zero padding only darkens a 1-px frame where the sigma-0.9 tail reaches.
+  assert 0 < float(v) < 0.05
+  inner = losses._shave_to(jnp.ones((30, 30)), (28, 28))
+  assert inner.shape == (28, 28)
+
+
+def test_bicubic_warmup_exact_and_reference_quirk():
+  x = jnp.full((32, 32, 3), 0.2)
+  llr = jnp.full((16, 16, 3), 0.2)
+  down = ops.imresize(x, 0.5)
+  np.testing.assert_allclose(losses.bicubic_warmup_loss(x, llr, down, kind="exact"), 0.0,
+                             atol=1e-12)
+  # The official target sums the three channels: 3 * 0.2 in the interior.
+  ref = losses.bicubic_warmup_loss(x, jnp.full((16, 16, 1), 0.6), down, kind="reference")
+  interior_only = float(ref)
+  assert interior_only < 0.01  # Only the zero-padded frame differs from 0.6.
+  per_channel = losses.bicubic_warmup_loss(x, llr, down, kind="reference")
+  assert float(per_channel) > 0.1
+
+
+def test_edge_mask_and_interpolation_loss():
+  flat = jnp.zeros((16, 16, 3))
+  np.testing.assert_array_equal(losses.edge_mask(flat), 1.0)
+  sr = flat + 0.1
+  np.testing.assert_allclose(losses.interpolation_loss(sr, flat), 0.1, rtol=1e-5)
+  # A vertical edge: the mask is 0 where the Sobel magnitude peaks, 1 far away.
+  edge = jnp.zeros((16, 16, 3)).at[:, 8:].set(1.0)
+  m = np.asarray(losses.edge_mask(edge))[..., 0]
+  assert m.min() == 0.0 and m[:, 7:9].max() == 0.0 and m[:, 0].min() == 1.0
+
+
+def test_tv_loss_variants():
+  ramp = jnp.tile(jnp.arange(5.0)[None, :, None], (4, 1, 3)) * 0.1
+  np.testing.assert_allclose(losses.tv_loss(ramp, "isotropic"), 0.1, rtol=1e-4)
+  np.testing.assert_allclose(losses.tv_loss(ramp, "squared"), 2 * 0.01, rtol=1e-5)
+
+
+def test_discriminator_map_shape_and_range():
+  d = PatchDiscriminator(width=8)
+  x = jax.random.normal(jax.random.key(0), (1, 32, 40, 3))
+  v = d.init(jax.random.key(1), x, update_stats=True)
+  out, new = d.apply(v, x, update_stats=True, mutable=["batch_stats"])
+  assert out.shape == (1, 26, 34, 1)
+  assert float(out.min()) > 0 and float(out.max()) < 1
+  # Spectral norm keeps a power-iteration vector that moves with update_stats.
+  u_old = jax.tree_util.tree_leaves(v["batch_stats"])
+  u_new = jax.tree_util.tree_leaves(new["batch_stats"])
+  assert any(not np.allclose(a, b) for a, b in zip(u_old, u_new))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_model_shapes(scale):
+  cfg = configs.get_config("tiny", scale=scale, crop=12 * scale)
+  model = build_model(cfg)
+  v = init_variables(model, jax.random.key(0), cfg.crop)
+  x = jax.random.uniform(jax.random.key(1), (12 * scale, 12 * scale, 3), minval=-1, maxval=1)
+  llr, z = model.encode(v["flow"], x)
+  assert llr.shape == (12, 12, 3)
+  assert z.shape == (12, 12, 3 * (scale * scale - 1))
+  z_up = model.upscale_z(v["up"], z)
+  assert z_up.shape == (12 * scale, 12 * scale, z.shape[-1])
+  sr = model.decode(v["flow"], x, z_up)
+  assert sr.shape == (12 * scale * scale, 12 * scale * scale, 3)
+
+
+def test_z_upscaler_shape():
+  u = ZUpscaler(scale=2, width=8, depth=3)
+  z = jnp.zeros((5, 6, 9))
+  v = u.init(jax.random.key(0), z)
+  assert u.apply(v, z).shape == (10, 12, 9)

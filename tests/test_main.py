@@ -1,0 +1,101 @@
+"""End-to-end CLI runs with the tiny config, and every bad input's error."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ikejax import main as cli
+
+
+def _run(*args, timeout=300):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", "ikejax.main", *args], capture_output=True,
+                        text=True, timeout=timeout, env=env)
+
+
+def _smooth_image(h, w, seed=0):
+  rng = np.random.RandomState(seed)
+  y, x = np.mgrid[0:h, 0:w]
+  img = np.stack([np.sin(x / 3.0 + c) * np.cos(y / 4.0) for c in range(3)], -1) * 90 + 128
+  return np.clip(img + rng.randn(h, w, 3) * 3, 0, 255).astype(np.uint8)
+
+
+def test_cli_end_to_end_odd_size_x3(tmp_path):
+  path = tmp_path / "odd.png"
+  Image.fromarray(_smooth_image(31, 29)).save(path)
+  before = path.read_bytes()
+  out = tmp_path / "out"
+  r = _run("--image", str(path), "--scale", "3", "--config", "tiny", "--iters", "2",
+           "--out", str(out), "--noprogress")
+  assert r.returncode == 0, r.stderr
+  sr = np.asarray(Image.open(out / "odd_x3.png"))
+  assert sr.shape == (93, 87, 3)
+  assert np.asarray(Image.open(out / "odd_x3_llr.png")).shape == (10, 9, 3)
+  for suffix in ("_compare.png", "_losses.png"):
+    assert (out / f"odd_x3{suffix}").stat().st_size > 0
+  record = json.loads((out / "odd_x3.json").read_text())
+  assert record["config"]["scale"] == 3 and record["seed"] == 0
+  assert set(record["timings"]) >= {"compile_s", "train_s", "inference_s"}
+  assert "csr_fwd" in record["final_losses"] and "jax" in record["versions"]
+  assert "warning" in r.stderr  # 31x29 is smaller than the tiny config's 32 px crop.
+  assert path.read_bytes() == before
+  assert not [p for p in os.listdir(out) if p.startswith(".") or p.endswith(".tmp")]
+
+
+def test_run_small_16bit_gray_image(tmp_path):
+  px = (_smooth_image(24, 28)[..., 0].astype(np.uint16) * 257)
+  path = tmp_path / "g16.png"
+  Image.fromarray(px).save(path)
+  record = cli.run(str(path), 2, str(tmp_path / "o"), "tiny", 2, 0, progress=False,
+                   hr_path=None)
+  assert "24 px" in record["crop_warning"]
+  out = Image.open(tmp_path / "o" / "g16_x2.png")
+  assert out.mode in ("I;16", "I") and out.size == (56, 48)
+
+
+def _write_truncated_png(path):
+  full = path.with_suffix(".full.png")
+  Image.fromarray(_smooth_image(64, 64)).save(full)
+  path.write_bytes(full.read_bytes()[:300])
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("missing", "not found"),
+    ("not_image", "not a recognised image"),
+    ("truncated", "truncated"),
+    ("scale", "unsupported scale 5"),
+    ("too_small", "at least 14x14"),
+])
+def test_cli_bad_inputs(tmp_path, case, needle):
+  path = tmp_path / "in.png"
+  args = ["--config", "tiny", "--out", str(tmp_path / "o"), "--noprogress"]
+  if case == "not_image":
+    path.write_text("hello, I am text")
+  elif case == "truncated":
+    _write_truncated_png(path)
+  elif case == "scale":
+    Image.fromarray(_smooth_image(40, 40)).save(path)
+    args += ["--scale", "5"]
+  elif case == "too_small":
+    Image.fromarray(_smooth_image(13, 40)).save(path)
+  r = _run("--image", str(path), *args)
+  assert r.returncode == 2, (r.returncode, r.stderr)
+  assert "Traceback" not in r.stderr
+  lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and needle in lines[0].lower(), r.stderr
+
+
+def test_cli_refuses_to_overwrite_an_input(tmp_path):
+  img = tmp_path / "im.png"
+  Image.fromarray(_smooth_image(40, 40)).save(img)
+  hr = tmp_path / "im_x2.png"   # Exactly where the SR output would go.
+  Image.fromarray(_smooth_image(80, 80)).save(hr)
+  before = hr.read_bytes()
+  r = _run("--image", str(img), "--hr", str(hr), "--out", str(tmp_path), "--config", "tiny")
+  assert r.returncode == 2 and "overwrite" in r.stderr
+  assert hr.read_bytes() == before

@@ -1,0 +1,134 @@
+"""Tests of ikejax.ops: exact inverses, channel order, resizes, filters."""
+
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.ndimage
+from hypothesis import given, settings, strategies as st
+
+from ikejax import ops
+
+FIXTURES = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "resize_fixtures.npz"))
+
+
+def _official_space_to_depth(x_chw: np.ndarray, bs: int) -> np.ndarray:
+  """NumPy re-derivation of the official NCHW SpaceToDepth (view, permute(0,3,5,1,2,4))."""
+  c, h, w = x_chw.shape
+  y = x_chw.reshape(c, h // bs, bs, w // bs, bs)      # (C, H/bs, dy, W/bs, dx)
+  y = y.transpose(2, 4, 0, 1, 3)                       # (dy, dx, C, H/bs, W/bs)
+  return y.reshape(bs * bs * c, h // bs, w // bs)
+
+
+@pytest.mark.parametrize("s", [2, 3, 4])
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_space_to_depth_channel_order_pinned(s, c):
+  x = np.random.RandomState(0).rand(2 * s, 3 * s, c)
+  ours = ops.space_to_depth(x, s)
+  ref = _official_space_to_depth(x.transpose(2, 0, 1), s).transpose(1, 2, 0)
+  np.testing.assert_array_equal(ours, ref)
+  # Channel (dy * s + dx) * C + k holds pixel (s*i + dy, s*j + dx) of channel k.
+  dy, dx, k = s - 1, 1, c - 1
+  np.testing.assert_array_equal(ours[..., (dy * s + dx) * c + k], x[dy::s, dx::s, k])
+
+
+@settings(max_examples=25, deadline=None)
+@given(s=st.sampled_from([2, 3, 4]), h=st.integers(1, 4), w=st.integers(1, 4),
+       c=st.integers(1, 5))
+def test_space_to_depth_round_trip(s, h, w, c):
+  x = np.random.RandomState(h * 100 + w * 10 + c).randn(h * s, w * s, c).astype(np.float32)
+  y = ops.space_to_depth(x, s)
+  assert y.shape == (h, w, s * s * c)
+  np.testing.assert_array_equal(ops.depth_to_space(y, s), x)
+  z = np.random.RandomState(1).randn(h, w, s * s * c).astype(np.float32)
+  np.testing.assert_array_equal(ops.space_to_depth(ops.depth_to_space(z, s), s), z)
+
+
+class SpaceToDepthJitTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_round_trip(self):
+    for s in (2, 3, 4):
+      x = jax.random.normal(jax.random.key(s), (4 * s, 2 * s, 3))
+      fwd = self.variant(lambda v, s=s: ops.space_to_depth(v, s))
+      inv = self.variant(lambda v, s=s: ops.depth_to_space(v, s))
+      chex.assert_trees_all_close(inv(fwd(x)), x, atol=0)
+
+
+def test_space_to_depth_rejects_indivisible():
+  with pytest.raises(ValueError, match="divisible"):
+    ops.space_to_depth(np.zeros((5, 4, 1)), 2)
+
+
+@pytest.mark.parametrize("sc", [2.0, 0.5, 4.0, 0.25])
+def test_torch_resize_matches_pytorch_fixture(sc):
+  ref = FIXTURES[f"torch_{sc}"]
+  np.testing.assert_allclose(ops.imresize(FIXTURES["x"], sc, "torch"), ref, atol=1e-12)
+  got = ops.imresize(jnp.asarray(FIXTURES["x"], jnp.float32), sc, "torch")
+  np.testing.assert_allclose(np.asarray(got), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("sc", [2.0, 0.5, 3.0, 1 / 3])
+def test_matlab_resize_matches_reference_interior(sc):
+  ref = FIXTURES[f"matlab_{sc:.4f}"]
+  ours = ops.imresize(FIXTURES["xm"], sc, "matlab")
+  assert ours.shape == ref.shape
+  b = 8 * int(max(sc, 1))  # The reference wraps indices at the top/left border.
+  np.testing.assert_allclose(ours[b:, b:], ref[b:, b:], atol=1e-12)
+
+
+def test_matlab_resize_mirrors_borders_and_matches_kernelgan_k8():
+  # Interior x0.5 weights are KernelGAN's 8-tap antialiased bicubic filter.
+  k8 = [-0.01171875, -0.03515625, 0.11328125, 0.43359375]
+  m = ops.resize_matrix(32, 0.5, "matlab")
+  np.testing.assert_allclose(m[8, 13:21], k8 + k8[::-1], atol=1e-12)
+  # Symmetric borders: a mirrored signal resizes to the mirrored result.
+  x = np.random.RandomState(0).rand(16, 12)
+  np.testing.assert_allclose(ops.imresize(x[::-1, ::-1], 0.5), ops.imresize(x, 0.5)[::-1, ::-1],
+                             atol=1e-12)
+  # Rows of every resize matrix sum to one (constants are preserved).
+  for sc, kind in ((2.0, "matlab"), (1 / 3, "matlab"), (4.0, "torch"), (0.5, "torch")):
+    np.testing.assert_allclose(ops.resize_matrix(30, sc, kind).sum(1), 1.0, atol=1e-12)
+
+
+def test_resize_sizes_and_errors():
+  x = np.zeros((13, 10, 3))
+  assert ops.imresize(x, 0.5, "matlab").shape == (7, 5, 3)   # ceil, as MATLAB.
+  assert ops.imresize(x, 0.5, "torch").shape == (6, 5, 3)    # floor, as torch.
+  with pytest.raises(ValueError, match="resize kind"):
+    ops.imresize(x, 2.0, "bilinear")
+
+
+def test_sobel_matches_scipy():
+  x = np.random.RandomState(3).rand(13, 17) * 255
+  ref = np.hypot(scipy.ndimage.sobel(x, 1), scipy.ndimage.sobel(x, 0))
+  np.testing.assert_allclose(ops.sobel_magnitude(x), ref, atol=1e-9)
+  got = ops.sobel_magnitude(jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-3)
+
+
+def test_box_and_gaussian_filters():
+  x = jnp.arange(5 * 6 * 2, dtype=jnp.float32).reshape(5, 6, 2)
+  y = ops.box_filter(x, 3)
+  assert y.shape == (3, 4, 2)
+  np.testing.assert_allclose(y[0, 0], np.asarray(x[:3, :3]).mean(axis=(0, 1)), rtol=1e-6)
+  g = ops.gaussian_kernel(36, 0.9)
+  assert g.shape == (36, 36)
+  np.testing.assert_allclose(g.sum(), 1.0)
+  # Even-sized kernel: the peak is the 2x2 centre block.
+  assert np.argmax(g[17]) in (17, 18)
+
+
+def test_total_variation_known_values():
+  ramp = jnp.tile(jnp.arange(4.0)[None, :, None], (3, 1, 1))   # d/dx = 1, d/dy = 0.
+  np.testing.assert_allclose(ops.total_variation(ramp, "isotropic", eps=0.0), 1.0)
+  np.testing.assert_allclose(ops.total_variation(ramp, "squared"), 2.0)
+  flat = jnp.ones((4, 4, 3))
+  assert float(ops.total_variation(flat, "squared")) == 0.0
+  g = jax.grad(lambda v: ops.total_variation(v, "isotropic"))(flat)
+  assert np.all(np.isfinite(np.asarray(g)))
+  with pytest.raises(ValueError):
+    ops.total_variation(flat, "l2")
