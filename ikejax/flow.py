@@ -25,6 +25,10 @@ from flax import linen as nn
 from ikejax import ops
 
 
+# Receptive-field radius of a dense subnet: five 3x3 convs.
+RADIUS = 5
+
+
 def xavier_normal(gain: float) -> nn.initializers.Initializer:
   """PyTorch's `xavier_normal_(gain)`: N(0, gain^2 * 2 / (fan_in + fan_out))."""
   return nn.initializers.variance_scaling(gain * gain, "fan_avg", "normal")
@@ -49,22 +53,60 @@ class DenseSubnet(nn.Module):
   LeakyReLU(0.2) follows conv1..conv4. Every conv has a bias and is
   initialised Xavier-normal with gain 0.1 (official `weights_init_G`
   overrides the block's own zero init of conv5).
+
+  `composed=True` (linear subnets only) evaluates the same parameters as one
+  11x11 convolution plus a bias: the five layers are composed on every call,
+  differentiably, by pushing impulses through them. It equals the
+  layer-by-layer map exactly (to float rounding) wherever the 11x11 window
+  lies inside the input; within 5 px of the border the layer-by-layer path
+  zero-pads every intermediate feature map, the composed one only the input.
   """
   features: int
   growth: int = 32
   linear: bool = True
   init_gain: float = 0.1
+  composed: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = lambda f, name: nn.Conv(
-        f, (3, 3), padding=1, kernel_init=xavier_normal(self.init_gain),
-        bias_init=nn.initializers.zeros, name=name)
-    feats = [x]
-    for i in range(4):
-      h = conv(self.growth, f"conv{i + 1}")(jnp.concatenate(feats, axis=-1))
-      feats.append(h if self.linear else nn.leaky_relu(h, 0.2))
-    return conv(self.features, "conv5")(jnp.concatenate(feats, axis=-1))
+    convs = [nn.Conv(self.growth if i < 4 else self.features, (3, 3), padding=1,
+                     kernel_init=xavier_normal(self.init_gain),
+                     bias_init=nn.initializers.zeros, name=f"conv{i + 1}")
+             for i in range(5)]
+
+    def layers(v):
+      feats = [v]
+      for conv in convs[:4]:
+        h = conv(jnp.concatenate(feats, axis=-1))
+        feats.append(h if self.linear else nn.leaky_relu(h, 0.2))
+      return convs[4](jnp.concatenate(feats, axis=-1))
+
+    if not (self.composed and self.linear):
+      return layers(x)
+    kernel, bias = self._compose(layers, x.shape[-1], x.dtype)
+    y = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1), padding=[(RADIUS, RADIUS)] * 2,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias[None, None, None, :]
+
+  @staticmethod
+  def _compose(layers, cin: int, dtype):
+    """The affine map `layers` as (11x11 HWIO kernel, bias).
+
+    Probes: one impulse per input channel at the centre of an 11x11 zero
+    image and one all-zero image (the bias response). After layer l the
+    impulse has spread l px, so no layer sees the probe's padding, and the
+    centre's bias response depends only on pixels inside the probe. A
+    correlation kernel is the flipped impulse response: K[d] = resp(c - d).
+    """
+    size, c = 2 * RADIUS + 1, RADIUS
+    probes = jnp.zeros((cin + 1, size, size, cin), dtype)
+    probes = probes.at[jnp.arange(cin), c, c, jnp.arange(cin)].set(1.0)
+    resp = layers(probes)                                  # [cin + 1, 21, 21, cout]
+    bias = resp[cin, c, c]
+    impulse = resp[:cin] - resp[cin:]
+    k = impulse[:, c - RADIUS:c + RADIUS + 1, c - RADIUS:c + RADIUS + 1][:, ::-1, ::-1]
+    return jnp.transpose(k, (1, 2, 0, 3)), bias
 
 
 class TriChannelCoupling(nn.Module):
@@ -86,11 +128,13 @@ class TriChannelCoupling(nn.Module):
   channels: int
   growth: int = 32
   linear: bool = True
+  composed: bool = False
 
   def setup(self):
     if self.channels < 3:
       raise ValueError(f"tri-channel coupling needs >= 3 channels, got {self.channels}")
-    sub = lambda f: DenseSubnet(f, growth=self.growth, linear=self.linear)
+    sub = lambda f: DenseSubnet(f, growth=self.growth, linear=self.linear,
+                               composed=self.composed)
     self.phi = sub(1)
     self.sigma = sub(self.channels - 2)
     self.rho = sub(1)
@@ -136,9 +180,11 @@ class AdditiveCoupling(nn.Module):
   channels: int
   growth: int = 32
   linear: bool = True
+  composed: bool = False
 
   def setup(self):
-    sub = lambda f: DenseSubnet(f, growth=self.growth, linear=self.linear)
+    sub = lambda f: DenseSubnet(f, growth=self.growth, linear=self.linear,
+                               composed=self.composed)
     self.phi = sub(1)
     self.sigma = sub(self.channels - 1)
 
@@ -172,6 +218,8 @@ class IKEFlow(nn.Module):
     growth: dense-subnet growth channels (32).
     linear: linear (affine) subnets, as the official run command.
     reference_inverse: use the official, inexact reverse pass in `inverse`.
+    composed: evaluate linear subnets as one composed 11x11 conv each
+      (`DenseSubnet`); same parameters, same function away from borders.
   """
   scale: int = 2
   blocks_per_level: int = 4
@@ -179,6 +227,7 @@ class IKEFlow(nn.Module):
   growth: int = 32
   linear: bool = True
   reference_inverse: bool = False
+  composed: bool = False
 
   def setup(self):
     block_cls = {"tri": TriChannelCoupling, "additive": AdditiveCoupling}.get(self.coupling)
@@ -188,7 +237,8 @@ class IKEFlow(nn.Module):
     for s in squeeze_factors(self.scale):
       channels *= s * s
       blocks.extend(
-          block_cls(channels, growth=self.growth, linear=self.linear)
+          block_cls(channels, growth=self.growth, linear=self.linear,
+                    composed=self.composed)
           for _ in range(self.blocks_per_level))
     self.blocks = blocks
 

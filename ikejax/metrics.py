@@ -246,6 +246,41 @@ def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
   return {'psnr_y': psnr_y(sr, hr, scale), 'ssim_y': ssim_y(sr, hr, scale)}
 
 
+def nyquist_energy(img: np.ndarray, border: int = 0) -> dict[str, float]:
+  """Energy of 2-pixel periodic patterns (stripes, checkerboards) on the Y channel.
+
+  For every row, the power of the row at the horizontal Nyquist frequency
+  (`|sum_c y[r, c] (-1)^c|^2 / W`, its DFT bin at 1/2 cycle per pixel),
+  averaged over rows (`'cols'`: period-2 columns); the same along columns
+  (`'rows'`). Projecting each row (column) separately keeps stripes whose
+  phase flips across the image (and checkerboards) from cancelling out.
+  Grid artifacts of a sub-pixel (space-to-depth) decoder show up here;
+  compare with the HR image.
+
+  Args:
+    img: `[H, W, 3]` (or `[H, W]`) image, 8-bit scale.
+    border: pixels shaved on every side first.
+
+  Returns:
+    {'cols': ..., 'rows': ..., 'total': cols + rows}.
+  """
+  y = rgb_to_y(img)
+  y = shave(y, border) if border else y
+  y = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
+  sy = (-1.0) ** np.arange(y.shape[0])[:, None]
+  sx = (-1.0) ** np.arange(y.shape[1])[None, :]
+  cols = float(np.mean(np.sum(y * sx, axis=1) ** 2) / y.shape[1])
+  rows = float(np.mean(np.sum(y * sy, axis=0) ** 2) / y.shape[0])
+  return {'cols': cols, 'rows': rows, 'total': cols + rows}
+
+
+def mean_rgb_error(sr: np.ndarray, hr: np.ndarray, scale: int) -> list[float]:
+  """Mean signed error `sr - hr` per RGB channel (8-bit scale, shave = scale)."""
+  hr = match_size(sr, hr, scale)
+  d = shave(sr.astype(np.float64), scale) - shave(hr.astype(np.float64), scale)
+  return [float(v) for v in d.reshape(-1, d.shape[-1]).mean(axis=0)]
+
+
 def _define_flags() -> None:
   # Defined only when run as a program, so importing this module as a library
   # never adds (or clashes with) flags in another tool's global FLAGS.

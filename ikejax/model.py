@@ -105,9 +105,10 @@ def build_model(cfg) -> IKEModel:
   return IKEModel(
       flow=IKEFlow(scale=cfg.scale, blocks_per_level=cfg.blocks_per_level,
                    coupling=cfg.coupling, growth=cfg.growth, linear=cfg.linear_subnets,
-                   reference_inverse=cfg.reference_inverse),
+                   reference_inverse=cfg.reference_inverse,
+                   composed=cfg.compose_subnets),
       up=ZUpscaler(scale=cfg.scale, width=cfg.u_width, depth=cfg.u_depth,
-                   resize_kind=cfg.resize_kind),
+                   resize_kind=cfg.resize_kind, init_scheme=cfg.u_init),
       d_lr=PatchDiscriminator(width=cfg.d_width),
       d_hr=PatchDiscriminator(width=cfg.d_width),
       scale=cfg.scale, resize_kind=cfg.resize_kind,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from ikejax.flow import AdditiveCoupling, IKEFlow, TriChannelCoupling
+from ikejax.flow import AdditiveCoupling, DenseSubnet, IKEFlow, TriChannelCoupling
 
 ATOL = 1e-5
 
@@ -70,9 +70,11 @@ class CouplingTest(chex.TestCase, parameterized.TestCase):
 class FlowTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.parameters((2, "tri"), (3, "tri"), (4, "tri"), (4, "additive"))
-  def test_flow_round_trip(self, scale, coupling):
-    flow = IKEFlow(scale=scale, blocks_per_level=2, coupling=coupling, growth=4)
+  @parameterized.parameters((2, "tri", False), (3, "tri", True), (4, "tri", False),
+                            (4, "additive", True), (2, "tri", True))
+  def test_flow_round_trip(self, scale, coupling, composed):
+    flow = IKEFlow(scale=scale, blocks_per_level=2, coupling=coupling, growth=4,
+                   composed=composed)
     hw = 2 * scale * (2 if scale == 4 else 1)
     x = jax.random.normal(jax.random.key(5), (3, hw, hw + scale * 2, 1))
     params = _init(flow, x)
@@ -118,3 +120,41 @@ def test_linear_subnet_is_affine():
   f0 = f(jnp.zeros_like(x))
   np.testing.assert_allclose(f(2 * x + 3 * y) - f0, 2 * (f(x) - f0) + 3 * (f(y) - f0),
                              atol=1e-4)
+
+
+class ComposedSubnetTest(chex.TestCase, parameterized.TestCase):
+  """The fast path (one composed 11x11 conv) equals the layer-by-layer subnet."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters((1, 1), (2, 1), (1, 14), (7, 1))
+  def test_interior_matches_layers(self, cin, cout):
+    x = jax.random.normal(jax.random.key(10), (2, 24, 27, cin))
+    layers = DenseSubnet(cout, composed=False)
+    fast = DenseSubnet(cout, composed=True)
+    params = _init(layers, x, method="__call__")
+    f_layers = self.variant(lambda p, v: layers.apply({"params": p}, v))
+    f_fast = self.variant(lambda p, v: fast.apply({"params": p}, v))
+    a, b = f_layers(params, x), f_fast(params, x)
+    # Exact wherever the 11x11 window is inside the input (5 px from the border),
+    # to float32 rounding: 1e-5 relative to the output's scale.
+    scale = float(jnp.max(jnp.abs(a)))
+    err = float(jnp.max(jnp.abs(b[:, 5:-5, 5:-5] - a[:, 5:-5, 5:-5])))
+    assert err <= ATOL * max(1.0, scale), (err, scale)
+    # Near the border the paths differ (per-layer vs input-only zero padding).
+    assert float(jnp.max(jnp.abs(a - b))) > 1e-3
+
+  def test_gradients_match_in_the_interior(self):
+    x = jax.random.normal(jax.random.key(11), (1, 26, 26, 2))
+    layers, fast = DenseSubnet(1, composed=False), DenseSubnet(1, composed=True)
+    params = _init(layers, x, method="__call__")
+    loss = lambda m: lambda p: jnp.sum(m.apply({"params": p}, x)[:, 5:-5, 5:-5] ** 2)
+    g_layers, g_fast = jax.grad(loss(layers))(params), jax.grad(loss(fast))(params)
+    for a, b in zip(jax.tree_util.tree_leaves(g_fast), jax.tree_util.tree_leaves(g_layers)):
+      # float32 sums of terms ~1e3: compare relative to each leaf's scale.
+      assert float(jnp.max(jnp.abs(a - b))) <= 1e-5 * float(jnp.max(jnp.abs(b))) + 1e-6
+
+  def test_nonlinear_subnet_ignores_composed(self):
+    x = jax.random.normal(jax.random.key(12), (1, 12, 12, 1))
+    a, b = DenseSubnet(1, linear=False), DenseSubnet(1, linear=False, composed=True)
+    params = _init(a, x, method="__call__")
+    np.testing.assert_array_equal(a.apply({"params": params}, x), b.apply({"params": params}, x))

@@ -101,3 +101,19 @@ def test_z_upscaler_shape():
   z = jnp.zeros((5, 6, 9))
   v = u.init(jax.random.key(0), z)
   assert u.apply(v, z).shape == (10, 12, 9)
+
+
+def test_z_upscaler_init_schemes():
+  """'he' starts at U(Z) = 0 but trains; the official init's output vanishes."""
+  z = 0.02 * jax.random.normal(jax.random.key(0), (16, 16, 9))
+  he, ref = ZUpscaler(scale=2), ZUpscaler(scale=2, init_scheme="reference")
+  v_he, v_ref = he.init(jax.random.key(1), z), ref.init(jax.random.key(1), z)
+  assert float(jnp.max(jnp.abs(he.apply(v_he, z)))) == 0.0
+  assert float(jnp.max(jnp.abs(ref.apply(v_ref, z)))) < 1e-8
+  loss = lambda m: lambda v: jnp.sum((m.apply(v, z) - 0.1) ** 2)
+  g_he = jax.grad(loss(he))(v_he)["params"]["conv7"]["kernel"]
+  g_ref = jax.grad(loss(ref))(v_ref)["params"]["conv0"]["kernel"]
+  assert float(jnp.max(jnp.abs(g_he))) > 1e-3
+  assert float(jnp.max(jnp.abs(g_ref))) < 1e-8   # Below Adam's epsilon: U never moves.
+  with pytest.raises(ValueError, match="unknown U init"):
+    ZUpscaler(scale=2, init_scheme="lecun").init(jax.random.key(0), z)

@@ -175,3 +175,18 @@ def test_cli_errors(tmp_path, case):
   assert len(lines) == 1, proc.stderr
   assert lines[0].startswith('error:') and fragment in lines[0]
   assert 'Traceback' not in proc.stderr
+
+
+def test_nyquist_energy_and_mean_rgb_error_known_values():
+  flat = np.full((8, 10, 3), 100, np.uint8)
+  assert metrics.nyquist_energy(flat)['total'] == pytest.approx(0.0)
+  stripes = flat.copy()
+  stripes[:, ::2] = 110   # Vertical 2-px stripes: Y alternates by 10 * 0.859.
+  e = metrics.nyquist_energy(stripes)
+  amp = 10 * (65.481 + 128.553 + 24.966) / 255 / 2
+  assert e['cols'] == pytest.approx(amp ** 2 * 10, rel=1e-9)
+  assert e['rows'] == pytest.approx(0.0)
+  hr = np.full((12, 12, 3), 50, np.uint8)
+  sr = hr.copy()
+  sr[..., 1] -= 2
+  assert metrics.mean_rgb_error(sr, hr, 2) == pytest.approx([0.0, -2.0, 0.0])

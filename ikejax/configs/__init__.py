@@ -33,12 +33,14 @@ class IKEConfig:
   coupling: str = "tri"             # 'tri' (IKE) or 'additive' (two-way ablation).
   growth: int = 32                  # dense-subnet growth channels.
   linear_subnets: bool = True       # the official run command's --linear.
+  compose_subnets: bool = True      # linear subnets run as one composed 11x11 conv (fast path).
   reference_inverse: bool = False   # official inexact reverse pass instead of the exact one.
   bicubic_residual: bool = True     # flow on X - up(down(X)) (paper "bicubic residual").
   resize_kind: str = "matlab"       # bicubic of the residual, U and losses: 'matlab' or 'torch'.
   # --- other networks
   u_width: int = 64                 # Z-upscale module channels.
   u_depth: int = 8                  # Z-upscale module convs.
+  u_init: str = "he"                # 'he' (trainable) or 'reference' (official, U never trains).
   d_width: int = 64                 # discriminator channels.
   # --- optimisation (official configs.py / learner.py)
   lr: float = 2e-4                  # Adam lr of flow, PD1, U (and PD2, which never decays).
@@ -75,6 +77,7 @@ class IKEConfig:
       raise ValueError(f"iters must be >= 1, got {self.iters}")
     for name, allowed in (("coupling", ("tri", "additive")),
                           ("resize_kind", ("matlab", "torch")),
+                          ("u_init", ("he", "reference")),
                           ("energy_kind", ("mean9", "gauss36")),
                           ("tv_kind", ("isotropic", "squared")),
                           ("warmup_kind", ("exact", "reference"))):
