@@ -37,6 +37,10 @@ flags.DEFINE_bool("reference_inverse", False,
                   "use the official code's inexact reverse coupling pass.")
 flags.DEFINE_enum("resize", None, ["matlab", "torch"],
                   "bicubic kind of the residual (default: the preset's).")
+flags.DEFINE_enum("subnets", None, ["composed", "layers"],
+                  "linear subnets as one composed 11x11 conv (fast, default) or layer by layer.")
+flags.DEFINE_enum("u_init", None, ["he", "reference"],
+                  "init of U: 'he' (trainable, default) or the official one (U never trains).")
 flags.DEFINE_string("hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
 flags.DEFINE_bool("progress", True, "show a progress bar.")
 
@@ -56,29 +60,35 @@ def _versions() -> dict:
           "optax": optax.__version__, "numpy": numpy.__version__}
 
 
-def run(image_path, scale, out_dir, preset, iters, seed, crop=None, ablations=(),
-        reference_inverse=False, resize=None, hr_path=None, progress=True) -> dict:
-  """Trains IKE on one image and writes all outputs. Returns the run record."""
+def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(),
+        hr_path=None, progress=True) -> dict:
+  """Trains IKE on one image and writes all outputs. Returns the run record.
+
+  Args:
+    image_path: LR image, or None for the embedded default image.
+    out_dir: output directory (created).
+    preset: config preset name.
+    seed: PRNG seed.
+    overrides: `IKEConfig` fields to override (e.g. `{"scale": 4, "iters": 100}`).
+    ablations: names from `configs.ABLATIONS`.
+    hr_path: optional ground truth, adds Y-PSNR/SSIM to the record.
+    progress: show a progress bar.
+
+  Raises:
+    UserError, ImageError, NonFiniteLossError: with one-line messages.
+  """
   import dataclasses
 
   import jax
   import numpy as np
 
-  from ikejax import configs, image_io, infer, metrics, train, visualize, ops
+  from ikejax import configs, image_io, infer, metrics, ops, train, visualize
 
-  overrides = {"scale": scale}
-  if iters is not None:
-    overrides["iters"] = iters
-  if crop is not None:
-    overrides["crop"] = crop
-  if reference_inverse:
-    overrides["reference_inverse"] = True
-  if resize is not None:
-    overrides["resize_kind"] = resize
   try:
-    cfg = configs.get_config(preset, ablations=tuple(ablations), **overrides)
-  except ValueError as e:
+    cfg = configs.get_config(preset, ablations=tuple(ablations), **(overrides or {}))
+  except (ValueError, TypeError) as e:
     raise UserError(str(e)) from None
+  scale = cfg.scale
 
   hr = None
   if image_path is None:
@@ -168,7 +178,7 @@ def run(image_path, scale, out_dir, preset, iters, seed, crop=None, ablations=()
   dev = jax.devices()[0]
   record = {
       "image": image_path or "embedded default (skimage astronaut, degraded)",
-      "scale": scale, "preset": preset, "seed": seed,
+      "scale": scale, "preset": preset, "ablations": list(ablations), "seed": seed,
       "config": dataclasses.asdict(cfg), "crop_warning": warning,
       "input_shape": list(loaded.pixels.shape), "output_shape": list(sr_px.shape),
       "bit_depth": loaded.bit_depth,
@@ -193,10 +203,17 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Hide backend-probing INFO lines.
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-  record = run(FLAGS.image, FLAGS.scale, FLAGS.out, FLAGS.config, FLAGS.iters, FLAGS.seed,
-               crop=FLAGS.crop, ablations=FLAGS.ablate,
-               reference_inverse=FLAGS.reference_inverse, resize=FLAGS.resize,
-               hr_path=FLAGS.hr, progress=FLAGS.progress)
+  overrides = {"scale": FLAGS.scale}
+  for flag, field in (("iters", "iters"), ("crop", "crop"), ("resize", "resize_kind"),
+                      ("u_init", "u_init")):
+    if FLAGS[flag].value is not None:
+      overrides[field] = FLAGS[flag].value
+  if FLAGS.reference_inverse:
+    overrides["reference_inverse"] = True
+  if FLAGS.subnets is not None:
+    overrides["compose_subnets"] = FLAGS.subnets == "composed"
+  record = run(FLAGS.image, FLAGS.out, FLAGS.config, FLAGS.seed, overrides=overrides,
+               ablations=FLAGS.ablate, hr_path=FLAGS.hr, progress=FLAGS.progress)
   line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
   for name, sc in record["scores"].items():
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
