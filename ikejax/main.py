@@ -106,8 +106,12 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
   except ValueError as e:
     raise UserError(str(e)) from None
   if warning:
-    logging.warning("%s", warning)
     print(f"warning: {warning}", file=sys.stderr)
+  if hr is not None:  # Check the ground truth's size now, not after training.
+    try:
+      metrics.match_size(np.empty((scale * h, scale * w, 3), np.uint8), hr, scale)
+    except ValueError as e:
+      raise UserError(f"--hr {hr_path}: {e}") from None
 
   base = os.path.join(out_dir, f"{stem}_x{scale}")
   outputs = {k: base + suffix for k, suffix in

@@ -99,3 +99,13 @@ def test_cli_refuses_to_overwrite_an_input(tmp_path):
   r = _run("--image", str(img), "--hr", str(hr), "--out", str(tmp_path), "--config", "tiny")
   assert r.returncode == 2 and "overwrite" in r.stderr
   assert hr.read_bytes() == before
+
+
+def test_cli_rejects_a_mismatched_hr_before_training(tmp_path):
+  img, hr = tmp_path / "a.png", tmp_path / "hr.png"
+  Image.fromarray(_smooth_image(40, 40)).save(img)
+  Image.fromarray(_smooth_image(50, 80)).save(hr)
+  r = _run("--image", str(img), "--hr", str(hr), "--out", str(tmp_path / "o"), "--config", "tiny")
+  assert r.returncode == 2 and "Traceback" not in r.stderr
+  assert r.stderr.strip().splitlines()[-1].startswith("error: --hr")
+  assert not (tmp_path / "o").exists()
