@@ -102,10 +102,9 @@ class DenseSubnet(nn.Module):
     size, c = 2 * RADIUS + 1, RADIUS
     probes = jnp.zeros((cin + 1, size, size, cin), dtype)
     probes = probes.at[jnp.arange(cin), c, c, jnp.arange(cin)].set(1.0)
-    resp = layers(probes)                                  # [cin + 1, 21, 21, cout]
+    resp = layers(probes)                                  # [cin + 1, 11, 11, cout]
     bias = resp[cin, c, c]
-    impulse = resp[:cin] - resp[cin:]
-    k = impulse[:, c - RADIUS:c + RADIUS + 1, c - RADIUS:c + RADIUS + 1][:, ::-1, ::-1]
+    k = (resp[:cin] - resp[cin:])[:, ::-1, ::-1]           # impulse response, flipped.
     return jnp.transpose(k, (1, 2, 0, 3)), bias
 
 
