@@ -89,15 +89,19 @@ class IKEModel:
     return self.decode(flow_params, x_lr, self.upscale_z(up_params, z))
 
   def discriminate(self, which: str, variables, x: jax.Array, update_stats: bool):
-    """Runs PD1 (`'lr'`) or PD2 (`'hr'`) on one `[H, W, 3]` image.
+    """Runs PD1 (`'lr'`) or PD2 (`'hr'`) on one `[H, W, 3]` image or a batch `[N, H, W, 3]`.
+
+    Each image of a batch is judged as if alone (per-image BatchNorm).
 
     Returns:
-      (`[H-6, W-6]` map in (0, 1), updated `batch_stats`).
+      (`[H-6, W-6]` or `[N, H-6, W-6]` map in (0, 1), updated `batch_stats`).
     """
     d = self.d_lr if which == "lr" else self.d_hr
-    out, new_vars = d.apply(variables, x[None], update_stats=update_stats,
+    single = x.ndim == 3
+    out, new_vars = d.apply(variables, x[None] if single else x, update_stats=update_stats,
                             mutable=["batch_stats"])
-    return out[0, ..., 0], new_vars["batch_stats"]
+    out = out[..., 0]
+    return (out[0] if single else out), new_vars["batch_stats"]
 
 
 def build_model(cfg) -> IKEModel:

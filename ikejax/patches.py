@@ -10,7 +10,8 @@ degradation kernel. This module reproduces that scheme:
   and ``crop_probability_maps`` (KernelGAN ``data.py`` ``create_prob_maps``,
   reused by IKE ``src/data.py``);
 * device side (JAX, traceable with static sizes, used inside the jitted
-  training step): ``sample_top_left`` (``get_top_left``), ``extract_crop`` and
+  training step): ``centre_sampler`` (the map as an inverse CDF, once per
+  image), ``sample_top_left`` (``get_top_left``), ``extract_crop`` and
   ``sample_crops``.
 
 Conventions: images are ``[H, W, C]`` float arrays in [0, 1]; a map is
@@ -19,6 +20,8 @@ top-left corner ``(top, left)``.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -247,8 +250,41 @@ def crop_probability_maps(img01: np.ndarray, g_crop: int, d_crop: int,
   return p_g, p_d
 
 
-def sample_top_left(key: jax.Array, prob: jax.Array, size: int,
-                    align: int = 2) -> jax.Array:
+class CentreSampler(NamedTuple):
+  """A centre map as a two-level inverse CDF (rows, then columns within the row).
+
+  Attributes:
+    rows: [H] cumulative row masses, normalised; 1 from the last row with
+      mass onwards.
+    cols: [H, W] cumulative column masses of each row, normalised the same way.
+  """
+  rows: jax.Array
+  cols: jax.Array
+
+
+def _cdf(mass: jax.Array) -> jax.Array:
+  """Normalised cumulative sum along the last axis, exactly 1 from the last positive entry."""
+  c = jnp.cumsum(mass, axis=-1)
+  total = c[..., -1:]
+  c = c / jnp.where(total > 0, total, 1.0)
+  idx = jnp.broadcast_to(jnp.arange(mass.shape[-1]), mass.shape)
+  last = jnp.max(jnp.where(mass > 0, idx, -1), axis=-1, keepdims=True)
+  # A uniform u in [0, 1) then never lands past the last entry with mass.
+  return jnp.where(idx >= last, 1.0, c)
+
+
+def centre_sampler(prob) -> CentreSampler:
+  """Precomputes the inverse CDF of an `[H, W]` centre map (once per image).
+
+  Drawing from it costs two uniforms and two comparisons against `H` and `W`
+  values, where a categorical draw over the flat map needs `H * W` Gumbel
+  samples per crop (~25 ms per iteration on a 1020x678 image, measured).
+  """
+  prob = jnp.asarray(prob, jnp.float32)
+  return CentreSampler(rows=_cdf(jnp.sum(prob, axis=1)), cols=_cdf(prob))
+
+
+def sample_top_left(key: jax.Array, prob, size: int, align: int = 2) -> jax.Array:
   """Draws a crop's top-left corner from a centre probability map.
 
   As KernelGAN ``data.py`` ``get_top_left``: a centre (row, col) is drawn
@@ -262,18 +298,21 @@ def sample_top_left(key: jax.Array, prob: jax.Array, size: int,
 
   Args:
     key: PRNG key.
-    prob: [H, W] non-negative map summing to 1 (zeros are never drawn).
+    prob: [H, W] non-negative map summing to 1 (zeros are never drawn), or
+      its ``centre_sampler`` (precompute it when drawing many times).
     size: crop size; assumed ``<= min(H, W)``.
     align: the corner is a multiple of this (>= 1).
 
   Returns:
     int32 [2] array (top, left).
   """
-  h, w = prob.shape
-  # log(0) = -inf: such centres are never drawn by the Gumbel-max sampler.
-  logits = jnp.log(prob.reshape(-1).astype(jnp.float32))
-  idx = jax.random.categorical(key, logits).astype(jnp.int32)
-  centre = jnp.stack([idx // w, idx % w])
+  sampler = prob if isinstance(prob, CentreSampler) else centre_sampler(prob)
+  h, w = sampler.cols.shape
+  u = jax.random.uniform(key, (2,))
+  # Inverse CDF: the first entry whose cumulative mass exceeds u.
+  row = jnp.sum(sampler.rows <= u[0]).astype(jnp.int32)
+  col = jnp.sum(sampler.cols[row] <= u[1]).astype(jnp.int32)
+  centre = jnp.stack([row, col])
   half = size // 2
   upper = jnp.array([max(h - size, 0), max(w - size, 0)], jnp.int32)
   top_left = jnp.clip(centre - half, 0, upper)
@@ -305,8 +344,9 @@ def sample_crops(key: jax.Array, img: jax.Array, p_g: jax.Array,
   Args:
     key: PRNG key; split into ``(k_g, k_d)`` for the two crops.
     img: [H, W, C] image.
-    p_g: [H, W] centre map for G crops (``crop_probability_maps``).
-    p_d: [H, W] centre map for D crops.
+    p_g: [H, W] centre map for G crops (``crop_probability_maps``), or its
+      ``centre_sampler``.
+    p_d: the same for D crops.
     g_crop: static G crop size.
     d_crop: static D crop size.
     align: both corners are multiples of this (pass the SR scale).

@@ -91,7 +91,9 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   Args:
     state: current state.
     image: `[H, W, 3]` LR image in [-1, 1].
-    p_g, p_d: `[H, W]` crop probability maps (`patches.crop_probability_maps`).
+    p_g, p_d: centre samplers of the G and D crop maps
+      (`patches.centre_sampler` of `patches.crop_probability_maps`; raw
+      `[H, W]` maps work too, at the cost of rebuilding the CDF each step).
     key: the run's PRNG key; folded with `state.step`, so the same key is
       passed at every iteration.
     cfg: config (static); `cfg.crop` must fit the image.
@@ -133,11 +135,11 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   real = d_in + cfg.d_real_noise * jax.random.normal(k_real, d_in.shape)
 
   def d_lr_loss(params):
-    real_map, stats = model.discriminate(
-        "lr", {"params": params, "batch_stats": state.d_lr["batch_stats"]}, real, True)
-    fake_map, stats = model.discriminate(
-        "lr", {"params": params, "batch_stats": stats}, fake, True)
-    return 0.5 * (losses.gan_loss(real_map, True) + losses.gan_loss(fake_map, False)), stats
+    # One batched call judges both crops, each with its own BatchNorm statistics.
+    maps, stats = model.discriminate(
+        "lr", {"params": params, "batch_stats": state.d_lr["batch_stats"]},
+        jnp.stack([real, fake]), True)
+    return 0.5 * (losses.gan_loss(maps[0], True) + losses.gan_loss(maps[1], False)), stats
 
   (l_dlr, stats), grads = jax.value_and_grad(d_lr_loss, has_aux=True)(state.d_lr["params"])
   p_dlr, opt_dlr = _apply_adam(tx, state.d_lr["params"], grads, state.opt["d_lr"], lr)
@@ -162,15 +164,11 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   sr = jax.lax.stop_gradient(model.decode(flow, g_in, model.upscale_z(up, z)))
 
   def d_hr_loss(params):
-    real_map, stats = model.discriminate(
-        "hr", {"params": params, "batch_stats": state.d_hr["batch_stats"]}, g_in, True)
-    fake_losses = []
-    for tile in _tiles(sr, s):
-      fake_map, stats = model.discriminate("hr", {"params": params, "batch_stats": stats},
-                                           tile, True)
-      fake_losses.append(losses.gan_loss(fake_map, False))
-    fake_loss = sum(fake_losses) / len(fake_losses)
-    return 0.5 * (losses.gan_loss(real_map, True) + fake_loss), stats
+    maps, stats = model.discriminate(
+        "hr", {"params": params, "batch_stats": state.d_hr["batch_stats"]},
+        jnp.stack([g_in, *_tiles(sr, s)]), True)
+    # Mean over the equally sized tiles of each tile's mean loss.
+    return 0.5 * (losses.gan_loss(maps[0], True) + losses.gan_loss(maps[1:], False)), stats
 
   (l_dhr, stats), grads = jax.value_and_grad(d_hr_loss, has_aux=True)(state.d_hr["params"])
   # PD2's learning rate never decays (official learner.py).
@@ -259,7 +257,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
   p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
   image = jnp.asarray(image, jnp.float32)
-  p_g, p_d = jnp.asarray(p_g), jnp.asarray(p_d)
+  p_g, p_d = jax.jit(lambda a, b: (patches.centre_sampler(a), patches.centre_sampler(b)))(p_g, p_d)
   if state is None:
     state = create_state(k_init, cfg)
   step_fn = make_train_step(cfg)

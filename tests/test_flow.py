@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from ikejax.flow import AdditiveCoupling, DenseSubnet, IKEFlow, TriChannelCoupling
+from ikejax.flow import (AdditiveCoupling, DenseSubnet, IKEFlow, TriChannelCoupling,
+                         squeeze_factors)
 
 ATOL = 1e-5
 
@@ -158,3 +159,21 @@ class ComposedSubnetTest(chex.TestCase, parameterized.TestCase):
     a, b = DenseSubnet(1, linear=False), DenseSubnet(1, linear=False, composed=True)
     params = _init(a, x, method="__call__")
     np.testing.assert_array_equal(a.apply({"params": params}, x), b.apply({"params": params}, x))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_composed_flow_matches_layered_flow_in_the_interior(scale):
+  # One block per level: three subnets in a row reach 15 px (LR) per level.
+  kw = dict(scale=scale, blocks_per_level=1, growth=4)
+  layered, fast = IKEFlow(**kw, composed=False), IKEFlow(**kw, composed=True)
+  x = jax.random.normal(jax.random.key(13), (3, 48 * scale, 48 * scale, 1))
+  params = _init(layered, x)
+  y_l = layered.apply({"params": params}, x, method=IKEFlow.forward)
+  y_f = fast.apply({"params": params}, x, method=IKEFlow.forward)
+  m = 15 * len(squeeze_factors(scale))
+  np.testing.assert_allclose(y_f[:, m:-m, m:-m], y_l[:, m:-m, m:-m], atol=1e-4, rtol=1e-5)
+  x_l = layered.apply({"params": params}, y_l, method=IKEFlow.inverse)
+  x_f = fast.apply({"params": params}, y_l, method=IKEFlow.inverse)
+  mi = m * scale
+  np.testing.assert_allclose(x_f[:, mi:-mi, mi:-mi], x_l[:, mi:-mi, mi:-mi], atol=1e-4,
+                             rtol=1e-5)

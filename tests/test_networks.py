@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from flax import linen as nn
+
 from ikejax import configs
 from ikejax.model import build_model, init_variables
 from ikejax.networks import PatchDiscriminator, ZUpscaler
@@ -59,3 +61,27 @@ def test_z_upscaler_init_schemes():
   assert float(jnp.max(jnp.abs(g_ref))) < 1e-8   # Below Adam's epsilon: U never moves.
   with pytest.raises(ValueError, match="unknown U init"):
     ZUpscaler(scale=2, init_scheme="lecun").init(jax.random.key(0), z)
+
+
+def test_sample_batchnorm_is_flax_batchnorm_per_image():
+  from ikejax.networks import SampleBatchNorm
+  x = jax.random.normal(jax.random.key(2), (3, 9, 11, 5)) * 3 + 1
+  ours = SampleBatchNorm()
+  v = ours.init(jax.random.key(3), x)
+  ref = nn.BatchNorm(use_running_average=False, epsilon=1e-5)
+  batched = ours.apply(v, x)
+  for i in range(3):
+    expect, _ = ref.apply({"params": v["params"],
+                           "batch_stats": {"mean": jnp.zeros(5), "var": jnp.ones(5)}},
+                          x[i:i + 1], mutable=["batch_stats"])
+    np.testing.assert_allclose(batched[i:i + 1], expect, atol=2e-5)
+
+
+def test_discriminator_batched_call_equals_separate_calls_and_stems_agree():
+  x = jax.random.normal(jax.random.key(4), (3, 20, 24, 3))
+  fast, direct = PatchDiscriminator(width=8), PatchDiscriminator(width=8, banded_stem=False)
+  v = fast.init(jax.random.key(5), x, update_stats=False)
+  batched = fast.apply(v, x, update_stats=False)
+  for i in range(3):
+    alone = direct.apply(v, x[i:i + 1], update_stats=False)
+    np.testing.assert_allclose(batched[i:i + 1], alone, atol=1e-5)

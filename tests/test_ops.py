@@ -132,3 +132,25 @@ def test_total_variation_known_values():
   assert np.all(np.isfinite(np.asarray(g)))
   with pytest.raises(ValueError):
     ops.total_variation(flat, "l2")
+
+
+@pytest.mark.parametrize("shape,k,cin,cout,padding,tile", [
+    ((3, 16, 21), 11, 2, 1, "SAME", None), ((2, 9, 30), 11, 1, 3, "SAME", 7),
+    ((1, 20, 26), 7, 3, 8, "VALID", None), ((1, 12, 12), 3, 4, 4, "SAME", 64)])
+def test_conv2d_banded_equals_lax_conv_with_gradients(shape, k, cin, cout, padding, tile):
+  x = jax.random.normal(jax.random.key(0), shape + (cin,))
+  w = jax.random.normal(jax.random.key(1), (k, k, cin, cout))
+  ref = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      precision=jax.lax.Precision.HIGHEST)
+  ours = lambda x, w: ops.conv2d_banded(x, w, padding, tile)
+  np.testing.assert_allclose(ours(x, w), ref(x, w), atol=1e-4, rtol=1e-5)
+  g = jax.random.normal(jax.random.key(2), ref(x, w).shape)
+  for a, b in zip(jax.vjp(ours, x, w)[1](g), jax.vjp(ref, x, w)[1](g)):
+    np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-5)
+
+
+def test_banded_conv_refuses_what_it_cannot_compute():
+  x, w = jnp.ones((1, 8, 8, 1)), jnp.ones((3, 3, 1, 1))
+  with pytest.raises(ValueError, match="stride-1"):
+    ops.banded_conv_general_dilated(x, w, (2, 2), "VALID")

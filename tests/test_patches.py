@@ -330,3 +330,20 @@ def test_g_crops_favour_textured_quadrant():
   assert np.mean(g_ov > 0) > 0.9
   assert np.mean(g_ov >= 0.5) > 0.7
   assert np.mean(d_ov > 0) > 0.9
+
+
+def test_centre_sampler_precomputed_equals_raw_map_and_follows_it():
+  rng = np.random.default_rng(12)
+  prob = rng.random((7, 9)) * (rng.random((7, 9)) > 0.5)
+  prob[:, -1] = prob[-1, :] = 0.0      # zero borders, as the real maps have.
+  prob /= prob.sum()
+  sampler = patches.centre_sampler(prob)
+  keys = jax.random.split(jax.random.key(0), 20000)
+  draw = jax.jit(jax.vmap(lambda k, p: patches.sample_top_left(k, p, 1, 1), (0, None)))
+  a, b = np.asarray(draw(keys, sampler)), np.asarray(draw(keys, jnp.asarray(prob, jnp.float32)))
+  np.testing.assert_array_equal(a, b)
+  freq = np.zeros_like(prob)
+  np.add.at(freq, (a[:, 0], a[:, 1]), 1.0 / len(a))
+  assert np.all(freq[prob == 0] == 0)
+  # ~4 binomial sigmas at n = 20000.
+  np.testing.assert_allclose(freq, prob, atol=4 * np.sqrt(prob.max() / len(a)))
