@@ -25,9 +25,6 @@ from flax import linen as nn
 from ikejax import ops
 
 
-# Receptive-field radius of a dense subnet: five 3x3 convs.
-RADIUS = 5
-
 
 def xavier_normal(gain: float) -> nn.initializers.Initializer:
   """PyTorch's `xavier_normal_(gain)`: N(0, gain^2 * 2 / (fan_in + fan_out))."""

@@ -77,7 +77,8 @@ class SampleBatchNorm(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (c,))
     mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     var = jnp.maximum(jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True) - jnp.square(mean), 0.0)
-    return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale[None, None, None] + bias[None, None, None]
+    x_hat = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+    return x_hat * scale[None, None, None] + bias[None, None, None]
 
 
 class PatchDiscriminator(nn.Module):

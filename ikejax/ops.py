@@ -235,8 +235,9 @@ def conv2d_banded(x: jax.Array, kernel: jax.Array, padding: str = "SAME",
   halo), the kh row shifts of each tile are laid side by side, and one
   matmul with a banded (Toeplitz) matrix built from the kernel gives every
   output. It does (tile + kw - 1) / kw times the multiply-adds of a direct
-  convolution, at matmul speed. Differentiable in both arguments; the
-  default tile keeps the matmul's output width near 256.
+  convolution, at matmul speed. Differentiable in both arguments. The
+  default tile (16 outputs for up to 16 output channels, down to 4 for 64)
+  was the fastest measured on this project's CPU.
   """
   kh, kw, _, d = kernel.shape
   if padding == "SAME":
