@@ -155,8 +155,7 @@ def run_scale(scale: int) -> dict:
   pixels = image_io.read_image(path).pixels if path else image_io.default_image(scale)[0]
   x = image_io.to_model_range(pixels, 8)
   cfg, _ = train.adapt_crop(_config(scale), *x.shape[:2])
-  maps = patches.crop_probability_maps((x + 1) / 2, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
-  p_g, p_d = (patches.centre_sampler(m) for m in maps)
+  p_g, p_d = patches.crop_samplers((x + 1) / 2, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
   image, key = jnp.asarray(x), jax.random.key(1)
   state = train.create_state(jax.random.key(0), cfg)
   t0 = time.perf_counter()

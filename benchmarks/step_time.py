@@ -40,8 +40,8 @@ def parse_variant(text: str) -> configs.IKEConfig:
 def time_variant(cfg: configs.IKEConfig, pixels: np.ndarray, steps: int) -> dict:
   x = image_io.to_model_range(pixels, 8)
   cfg, _ = train.adapt_crop(cfg, *x.shape[:2])
-  maps = patches.crop_probability_maps((x + 1) / 2, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
-  args = (jnp.asarray(x), *(patches.centre_sampler(m) for m in maps), jax.random.key(1))
+  samplers = patches.crop_samplers((x + 1) / 2, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  args = (jnp.asarray(x), *samplers, jax.random.key(1))
   state = train.create_state(jax.random.key(0), cfg)
   step = train.make_train_step(cfg)
   t0 = time.perf_counter()

@@ -10,8 +10,8 @@ degradation kernel. This module reproduces that scheme:
   and ``crop_probability_maps`` (KernelGAN ``data.py`` ``create_prob_maps``,
   reused by IKE ``src/data.py``);
 * device side (JAX, traceable with static sizes, used inside the jitted
-  training step): ``centre_sampler`` (the map as an inverse CDF, once per
-  image), ``sample_top_left`` (``get_top_left``), ``extract_crop`` and
+  training step): ``centre_sampler`` / ``crop_samplers`` (the maps as
+  inverse CDFs, once per image), ``sample_top_left`` (``get_top_left``), ``extract_crop`` and
   ``sample_crops``.
 
 Conventions: images are ``[H, W, C]`` float arrays in [0, 1]; a map is
@@ -282,6 +282,13 @@ def centre_sampler(prob) -> CentreSampler:
   """
   prob = jnp.asarray(prob, jnp.float32)
   return CentreSampler(rows=_cdf(jnp.sum(prob, axis=1)), cols=_cdf(prob))
+
+
+def crop_samplers(img01: np.ndarray, g_crop: int, d_crop: int,
+                  scale: int) -> tuple[CentreSampler, CentreSampler]:
+  """``crop_probability_maps`` as the two samplers the training step draws from."""
+  p_g, p_d = crop_probability_maps(img01, g_crop, d_crop, scale)
+  return centre_sampler(p_g), centre_sampler(p_d)
 
 
 def sample_top_left(key: jax.Array, prob, size: int, align: int = 2) -> jax.Array:

@@ -91,9 +91,8 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   Args:
     state: current state.
     image: `[H, W, 3]` LR image in [-1, 1].
-    p_g, p_d: centre samplers of the G and D crop maps
-      (`patches.centre_sampler` of `patches.crop_probability_maps`; raw
-      `[H, W]` maps work too, at the cost of rebuilding the CDF each step).
+    p_g, p_d: centre samplers of the G and D crops (`patches.crop_samplers`;
+      raw `[H, W]` maps work too, at the cost of rebuilding the CDF each step).
     key: the run's PRNG key; folded with `state.step`, so the same key is
       passed at every iteration.
     cfg: config (static); `cfg.crop` must fit the image.
@@ -255,9 +254,8 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   """
   k_init, k_step = jax.random.split(key)
   img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
-  p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  p_g, p_d = patches.crop_samplers(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
   image = jnp.asarray(image, jnp.float32)
-  p_g, p_d = jax.jit(lambda a, b: (patches.centre_sampler(a), patches.centre_sampler(b)))(p_g, p_d)
   if state is None:
     state = create_state(k_init, cfg)
   step_fn = make_train_step(cfg)
