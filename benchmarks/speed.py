@@ -23,8 +23,6 @@ import ast
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
 
 import jax
@@ -33,6 +31,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from _worker import run_worker, write_json  # benchmarks/, next to this script
 from ikejax import configs, image_io, infer, patches, train
 from ikejax.flow import squeeze_factors
 
@@ -207,13 +206,7 @@ def main(argv):
   peak = conv_peak_gflops()
   rows = []
   for s in (int(v) for v in FLAGS.scales.split(",")):
-    args = [a for a in sys.argv[1:] if not a.startswith("--json")]
-    proc = subprocess.run([sys.executable, __file__, f"--worker={s}", *args],
-                          capture_output=True, text=True, check=False)
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode or not line:
-      sys.exit(f"error: the x{s} worker failed:\n{proc.stderr[-2000:]}")
-    rows.append(json.loads(line[0][7:]))
+    rows.append(run_worker(__file__, str(s)))
   peak_after = conv_peak_gflops()
   for r in rows:
     r["gflops"] = r["gflop"]["total"] / r["step_median_s"]
@@ -222,10 +215,7 @@ def main(argv):
             "cpu_count": os.cpu_count(), "jax": jax.__version__, "config": FLAGS.config,
             "overrides": FLAGS.set, "steps": FLAGS.steps, "conv_peak": peak,
             "conv_peak_after": peak_after, "scales": rows}
-  os.makedirs(os.path.dirname(FLAGS.json) or ".", exist_ok=True)
-  with open(FLAGS.json + ".tmp", "w") as f:
-    json.dump(record, f, indent=1)
-  os.replace(FLAGS.json + ".tmp", FLAGS.json)
+  write_json(FLAGS.json, record)
 
   print(f"{record['date']}, {record['device']}, {record['cpu_count']} cores, jax {jax.__version__}, "
         f"config {FLAGS.config} {' '.join(FLAGS.set)}; float32 conv peak "

@@ -1,7 +1,9 @@
-"""`python -m ikejax.main`: zero-shot super-resolution of one image with IKE.
+"""`python -m ikejax.main`: zero-shot super-resolution with IKE, one image or a folder.
 
   python -m ikejax.main --image x.png [--scale 2|3|4] [--out DIR]
       [--config paper|reference|fast] [--iters N] [--seed S] [--hr HR.png]
+  python -m ikejax.main --images DIR_OR_GLOB --out DIR [--batch B] [--gt DIR]
+      [--checkpoint_every N] [--distributed]      (see ikejax/folder.py)
 
 Without `--image` it runs the embedded default job: a public-domain photo
 from the scikit-image wheel, degraded on the fly with a known kernel, and
@@ -15,7 +17,6 @@ X_LLR), `<stem>_x<s>_compare.png` (LR | bicubic | SR [| HR]),
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 
@@ -43,21 +44,23 @@ flags.DEFINE_enum("u_init", None, ["he", "reference"],
                   "init of U: 'he' (trainable, default) or the official one (U never trains).")
 flags.DEFINE_string("hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
 flags.DEFINE_bool("progress", True, "show a progress bar.")
+# Folder runs (ikejax/folder.py).
+flags.DEFINE_string("images", None, "folder or glob of LR images: run them all (resumable).")
+flags.DEFINE_integer("batch", 1, "folder runs: images trained per compiled step. On CPU the "
+                     "host is split into this many XLA devices, one image each.")
+flags.DEFINE_string("gt", None, "folder runs: ground-truth folder, matched by file name.")
+flags.DEFINE_integer("checkpoint_every", 0, "folder runs: save the batch's state every N "
+                     "iterations, so a killed run resumes mid-training (0: never).")
+flags.DEFINE_bool("distributed", False, "folder runs on several hosts: call "
+                  "jax.distributed.initialize (auto-detects SLURM, TPU pods, ...) and give "
+                  "each process its share of the images.")
+flags.DEFINE_string("coordinator_address", None, "with --distributed: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "with --distributed: number of processes.")
+flags.DEFINE_integer("process_id", None, "with --distributed: this process's index.")
 
 
 class UserError(Exception):
   """A problem with the user's input or flags: one line, exit code 2."""
-
-
-def _versions() -> dict:
-  import flax
-  import jax
-  import jaxlib
-  import numpy
-  import optax
-  return {"python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-          "optax": optax.__version__, "numpy": numpy.__version__}
 
 
 def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(),
@@ -77,12 +80,10 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
   Raises:
     UserError, ImageError, NonFiniteLossError: with one-line messages.
   """
-  import dataclasses
-
   import jax
   import numpy as np
 
-  from ikejax import configs, image_io, infer, metrics, ops, train, visualize
+  from ikejax import configs, image_io, metrics, results, train
 
   try:
     cfg = configs.get_config(preset, ablations=tuple(ablations), **(overrides or {}))
@@ -113,14 +114,11 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     except ValueError as e:
       raise UserError(f"--hr {hr_path}: {e}") from None
 
-  base = os.path.join(out_dir, f"{stem}_x{scale}")
-  outputs = {k: base + suffix for k, suffix in
-             (("sr", ".png"), ("llr", "_llr.png"), ("compare", "_compare.png"),
-              ("losses", "_losses.png"), ("record", ".json"))}
+  outputs = results.output_paths(out_dir, stem, scale)
   protect = [p for p in (image_path, hr_path) if p]
-  for out_path in outputs.values():  # Refuse before training, not after.
-    if any(image_io.same_file(out_path, p) for p in protect):
-      raise UserError(f"output {out_path} would overwrite an input file; choose another --out")
+  clash = results.overwritten_input(outputs, protect)  # Refuse before training, not after.
+  if clash:
+    raise UserError(f"output {clash} would overwrite an input file; choose another --out")
   try:
     os.makedirs(out_dir, exist_ok=True)
   except OSError as e:
@@ -153,52 +151,14 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     if bar is not None:
       bar.close()
 
-  t0 = time.perf_counter()
-  sr = infer.super_resolve(result.state, x, cfg)
-  infer_seconds = time.perf_counter() - t0
-  llr = infer.downscale(result.state, x, cfg)
-
-  sr_px = image_io.from_model_range(sr, loaded.bit_depth)
-  llr_px = image_io.from_model_range(llr, loaded.bit_depth)
-  bic = ops.imresize(x.astype(np.float64), float(scale), "matlab")
-  bic_px = image_io.from_model_range(bic, loaded.bit_depth)
-  image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect)
-  image_io.save_image(outputs["llr"], llr_px, gray=loaded.was_gray, protect=protect)
-
-  to8 = lambda p: (p // 257).astype(np.uint8) if p.dtype == np.uint16 else p
-  lr_big = np.repeat(np.repeat(to8(loaded.pixels), scale, 0), scale, 1)
-  panels = {"LR (nearest)": lr_big, "bicubic": to8(bic_px), "IKE": to8(sr_px)}
-  scores = {}
-  if hr is not None:
-    hr_c = metrics.match_size(sr_px, hr, scale)
-    panels["HR"] = to8(hr_c)
-    scores = {"ikejax": metrics.evaluate(to8(sr_px), to8(hr_c), scale),
-              "bicubic": metrics.evaluate(to8(bic_px), to8(hr_c), scale)}
-  image_io.save_image(outputs["compare"], visualize.side_by_side(panels), protect=protect)
-  image_io.save_image(outputs["losses"], visualize.loss_curves(
-      result.history, ["csr_fwd", "energy", "csr_bwd", "inter", "tv", "d_lr", "d_hr"]),
-                      protect=protect)
-
-  dev = jax.devices()[0]
-  record = {
-      "image": image_path or "embedded default (skimage astronaut, degraded)",
-      "scale": scale, "preset": preset, "ablations": list(ablations), "seed": seed,
-      "config": dataclasses.asdict(cfg), "crop_warning": warning,
-      "input_shape": list(loaded.pixels.shape), "output_shape": list(sr_px.shape),
-      "bit_depth": loaded.bit_depth,
-      "versions": _versions(),
-      "device": {"platform": dev.platform, "kind": dev.device_kind,
-                 "count": jax.device_count(), "host": platform.node()},
-      "timings": {"compile_s": result.compile_seconds, "train_s": result.train_seconds,
-                  "s_per_iter": result.train_seconds / max(1, cfg.iters),
-                  "inference_s": infer_seconds,
-                  "total_s": time.perf_counter() - t_start},
-      "final_losses": result.history[-1] if result.history else {},
-      "history": result.history,
-      "scores": scores,
-      "outputs": outputs,
-  }
-  image_io.write_json_atomic(outputs["record"], record)
+  info = {"image": image_path or "embedded default (skimage astronaut, degraded)",
+          "preset": preset, "ablations": list(ablations), "seed": seed,
+          "crop_warning": warning}
+  timings = {"compile_s": result.compile_seconds, "train_s": result.train_seconds,
+             "s_per_iter": result.train_seconds / max(1, cfg.iters)}
+  record = results.write_outputs(result.state, x, loaded, cfg, outputs, protect=protect, hr=hr,
+                                 history=result.history, timings=timings, info=info,
+                                 t_start=t_start)
   return record
 
 
@@ -216,12 +176,60 @@ def main(argv):
     overrides["reference_inverse"] = True
   if FLAGS.subnets is not None:
     overrides["compose_subnets"] = FLAGS.subnets == "composed"
+  if FLAGS.images is not None:
+    return run_folder_cli(overrides)
+  for flag in ("gt", "coordinator_address", "num_processes", "process_id"):
+    if FLAGS[flag].present:
+      raise UserError(f"--{flag} needs --images")
   record = run(FLAGS.image, FLAGS.out, FLAGS.config, FLAGS.seed, overrides=overrides,
                ablations=FLAGS.ablate, hr_path=FLAGS.hr, progress=FLAGS.progress)
   line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
   for name, sc in record["scores"].items():
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
   print(line)
+
+
+def run_folder_cli(overrides: dict) -> None:
+  """`--images`: sets up devices (and hosts) before JAX starts, then `folder.run_folder`."""
+  if FLAGS.image is not None or FLAGS.hr is not None:
+    raise UserError("--images runs a folder; use --gt for its ground truths, not --image/--hr")
+  if FLAGS.batch < 1:
+    raise UserError(f"--batch must be >= 1, got {FLAGS.batch}")
+  if FLAGS.checkpoint_every < 0:
+    raise UserError(f"--checkpoint_every must be >= 0, got {FLAGS.checkpoint_every}")
+  from ikejax import batch, configs, folder
+  batch.use_cpu_devices(FLAGS.batch)  # Only the CPU platform; before JAX starts.
+  import jax
+  if FLAGS.distributed:
+    kw = {k: FLAGS[k].value for k in ("coordinator_address", "num_processes", "process_id")
+          if FLAGS[k].value is not None}
+    # Shares finish at different times: a finished process waits for the others at
+    # shutdown (its outputs are written) instead of aborting after the default 5 minutes.
+    kw["shutdown_timeout_seconds"] = 7 * 24 * 3600
+    try:
+      jax.distributed.initialize(**kw)
+    except (RuntimeError, ValueError) as e:
+      raise UserError(f"jax.distributed.initialize failed: {str(e).splitlines()[0]}") from None
+  try:
+    cfg = configs.get_config(FLAGS.config, ablations=tuple(FLAGS.ablate), **overrides)
+  except (ValueError, TypeError) as e:
+    raise UserError(str(e)) from None
+  try:
+    jobs = folder.run_folder(
+        FLAGS.images, FLAGS.out, cfg, preset=FLAGS.config, ablations=FLAGS.ablate,
+        seed=FLAGS.seed, batch_size=FLAGS.batch, gt_dir=FLAGS.gt,
+        checkpoint_every=FLAGS.checkpoint_every, process_index=jax.process_index(),
+        process_count=jax.process_count(), progress=FLAGS.progress)
+  except folder.FolderError as e:
+    raise UserError(str(e)) from None
+  status = [j.row["status"] for j in jobs]
+  failed = [j for j in jobs if j.row["status"] == "failed"]
+  for j in failed:
+    print(f"failed: {j.path}: {j.row['error']}", file=sys.stderr)
+  print(f"{status.count('done')} done, {status.count('done earlier')} done earlier, "
+        f"{len(failed)} failed; manifest in {FLAGS.out}")
+  if failed:
+    sys.exit(1)
 
 
 def _entry():

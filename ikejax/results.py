@@ -1,0 +1,133 @@
+"""What one finished zero-shot job writes: SR, X_LLR, pictures and the JSON record.
+
+Shared by the single-image CLI (`main.run`) and folder runs (`folder.py`), so
+that an image gives the same files either way. Every file is written
+atomically and the record last: an image counts as finished (`is_finished`)
+only once its record exists, so a run killed mid-write is redone, never
+half-kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ikejax import image_io, infer, metrics, ops, visualize
+from ikejax.configs import IKEConfig
+
+LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "d_lr", "d_hr")
+
+
+def output_paths(out_dir: str, stem: str, scale: int) -> dict[str, str]:
+  """The files of one job: `<stem>_x<s>.png`, `_llr.png`, `_compare.png`, `_losses.png`, `.json`."""
+  base = os.path.join(out_dir, f"{stem}_x{scale}")
+  return {k: base + suffix for k, suffix in
+          (("sr", ".png"), ("llr", "_llr.png"), ("compare", "_compare.png"),
+           ("losses", "_losses.png"), ("record", ".json"))}
+
+
+def overwritten_input(outputs: dict[str, str], inputs: Sequence[str]) -> Optional[str]:
+  """The first output path that names one of `inputs` (a file to protect), or None."""
+  for out_path in outputs.values():
+    if any(image_io.same_file(out_path, p) for p in inputs):
+      return out_path
+  return None
+
+
+def is_finished(outputs: dict[str, str]) -> Optional[dict]:
+  """The record of a finished job (record and SR exist, record readable), else None."""
+  if not (os.path.isfile(outputs["record"]) and os.path.isfile(outputs["sr"])):
+    return None
+  try:
+    with open(outputs["record"], encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def versions() -> dict:
+  import flax
+  import jax
+  import jaxlib
+  import optax
+  return {"python": platform.python_version(), "jax": jax.__version__,
+          "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+          "optax": optax.__version__, "numpy": np.__version__}
+
+
+def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKEConfig,
+                  outputs: dict[str, str], *, protect: Sequence[str],
+                  hr: Optional[np.ndarray], history: list[dict], timings: dict,
+                  info: dict, t_start: Optional[float] = None) -> dict:
+  """Whole-image inference with a trained state, then every output file.
+
+  Args:
+    state: trained `IKEState` of this image (device or host arrays).
+    x: `[H, W, 3]` LR image in [-1, 1].
+    loaded: the image as read (bit depth, grayscale flag).
+    cfg: the config it was trained with.
+    outputs: `output_paths(...)`.
+    protect: input files never to overwrite.
+    hr: ground truth `[~sH, ~sW, 3]` pixels, or None (adds Y-PSNR/SSIM).
+    history: logged metrics (`train.fit`'s), for the loss curves.
+    timings: seconds so far (`compile_s`, `train_s`, ...); inference is added.
+    info: fields put first in the record (image, preset, seed, ...).
+    t_start: `time.perf_counter()` at the job's start: adds `total_s`.
+
+  Returns:
+    The record (also written to `outputs['record']`, last).
+  """
+  import time
+
+  import jax
+
+  s = cfg.scale
+  t0 = time.perf_counter()
+  sr = infer.super_resolve(state, x, cfg)
+  timings = {**timings, "inference_s": time.perf_counter() - t0}
+  llr = infer.downscale(state, x, cfg)
+
+  sr_px = image_io.from_model_range(sr, loaded.bit_depth)
+  llr_px = image_io.from_model_range(llr, loaded.bit_depth)
+  bic = ops.imresize(np.asarray(x, np.float64), float(s), "matlab")
+  bic_px = image_io.from_model_range(bic, loaded.bit_depth)
+  image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect)
+  image_io.save_image(outputs["llr"], llr_px, gray=loaded.was_gray, protect=protect)
+
+  to8 = lambda p: (p // 257).astype(np.uint8) if p.dtype == np.uint16 else p
+  lr_big = np.repeat(np.repeat(to8(loaded.pixels), s, 0), s, 1)
+  panels = {"LR (nearest)": lr_big, "bicubic": to8(bic_px), "IKE": to8(sr_px)}
+  scores = {}
+  if hr is not None:
+    hr_c = metrics.match_size(sr_px, hr, s)
+    panels["HR"] = to8(hr_c)
+    scores = {"ikejax": metrics.evaluate(to8(sr_px), to8(hr_c), s),
+              "bicubic": metrics.evaluate(to8(bic_px), to8(hr_c), s)}
+  image_io.save_image(outputs["compare"], visualize.side_by_side(panels), protect=protect)
+  image_io.save_image(outputs["losses"], visualize.loss_curves(history, LOSS_KEYS),
+                      protect=protect)
+
+  if t_start is not None:
+    timings["total_s"] = time.perf_counter() - t_start
+  dev = jax.devices()[0]
+  record = {
+      **info,
+      "scale": s, "config": dataclasses.asdict(cfg),
+      "input_shape": list(loaded.pixels.shape), "output_shape": list(sr_px.shape),
+      "bit_depth": loaded.bit_depth,
+      "versions": versions(),
+      "device": {"platform": dev.platform, "kind": dev.device_kind,
+                 "count": jax.device_count(), "host": platform.node()},
+      "timings": timings,
+      "final_losses": history[-1] if history else {},
+      "history": history,
+      "scores": scores,
+      "outputs": outputs,
+  }
+  image_io.write_json_atomic(outputs["record"], record)
+  return record
