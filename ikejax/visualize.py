@@ -77,3 +77,17 @@ def loss_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str],
   draw.text((m_left, m_top + ph + 6), f"iteration {x0}", fill="black")
   draw.text((m_left + pw - 70, m_top + ph + 6), f"{x1}", fill="black")
   return np.asarray(canvas)
+
+
+def kernel_image(kernel: np.ndarray, side: int = 256) -> np.ndarray:
+  """A blur kernel as a picture: taps scaled to their maximum, nearest-upsampled.
+
+  `[k, k]` -> uint8 `[~side, ~side, 3]` grey (white = the largest tap), each
+  tap a square of `max(1, side // k)` px, so individual taps stay visible.
+  """
+  k = np.asarray(kernel, np.float64)
+  peak = float(np.max(np.abs(k))) or 1.0
+  grey = np.clip(np.rint(255.0 * np.abs(k) / peak), 0, 255).astype(np.uint8)
+  cell = max(1, side // k.shape[0])
+  big = np.repeat(np.repeat(grey, cell, 0), cell, 1)
+  return np.repeat(big[..., None], 3, -1)

@@ -1,0 +1,114 @@
+"""Degradations: DIV2KRK regeneration, kernel algebra, every kind, the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from ikejax import degrade, image_io
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "DIV2KRK")
+needs_data = pytest.mark.skipif(not os.path.isdir(DATA),
+                                reason="../shared/data/DIV2KRK is absent (benchmark images)")
+
+
+def _psnr(a, b, border=16):
+  a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+  return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
+
+
+@needs_data
+@pytest.mark.parametrize("scale", [2, 4])
+def test_regenerates_the_div2krk_lr_images(scale):
+  """HR + stored kernel -> the stored LR, for every DIV2KRK image at hand (16 px border ignored).
+
+  Measured 2026-11-22: 51.1-51.2 dB on images 2 and 3 with `blur_subsample`; correlating
+  with the kernel as stored (no `kernel_shift`) gives 39 dB (x2) and 34 dB (x4).
+  `experiments/regenerate_div2krk.py` reports all 8 images.
+  """
+  names = sorted(f[:-4] for f in os.listdir(os.path.join(DATA, "gt")) if f.endswith(".png"))
+  assert names
+  for name in names[:2]:  # two images keep the test short; experiments/ checks all.
+    n = name.split("_")[1]
+    hr = image_io.read_image(os.path.join(DATA, "gt", f"{name}.png")).pixels
+    lr = image_io.read_image(os.path.join(DATA, f"lr_x{scale}", f"{name}.png")).pixels
+    k = image_io.load_kernel(os.path.join(DATA, f"gt_k_x{scale}", f"kernel_{n}.mat"))
+    regen = np.clip(np.rint(degrade.blur_subsample(hr, k, scale)), 0, 255)
+    assert regen.shape == lr.shape
+    assert _psnr(regen, lr) > 50.0, name
+
+
+def test_analytic_kernel_equals_applying_the_x2_kernel_twice():
+  rng = np.random.default_rng(0)
+  k2, _ = degrade.random_kernel(rng)
+  img = rng.uniform(0, 255, (96, 96, 1))
+  twice = degrade.blur_subsample(degrade.blur_subsample(img, k2, 2), k2, 2)
+  once = degrade.blur_subsample(img, degrade.analytic_kernel(k2), 4)
+  # Interior only (borders reflect differently); a sub-pixel alignment difference remains.
+  assert _psnr(np.clip(once, 0, 255), np.clip(twice, 0, 255), border=4) > 30
+
+
+def test_kernel_shift_puts_the_centre_of_mass_on_the_subsampling_grid():
+  k = degrade.gaussian_kernel(11, (2.0, 0.7), 0.6)
+  for s in (2, 3, 4):
+    shifted = degrade.kernel_shift(k, s)
+    size = shifted.shape[0]
+    want = size // 2 + 0.5 * (s - size % 2)
+    assert size == 11
+    np.testing.assert_allclose(scipy.ndimage.center_of_mass(shifted), [want, want], atol=0.05)
+    assert shifted.sum() == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("kind", degrade.KINDS)
+@pytest.mark.parametrize("scale", [2, 4])
+def test_every_kind_is_seeded_and_sized(kind, scale):
+  rng = np.random.default_rng(1)
+  hr = np.clip(scipy.ndimage.gaussian_filter(rng.uniform(0, 255, (50, 45, 3)), (2, 2, 0)) * 2
+               - 128, 0, 255).astype(np.uint8)
+  a = degrade.degrade(hr, scale, kind, seed=3)
+  b = degrade.degrade(hr, scale, kind, seed=3)
+  c = degrade.degrade(hr, scale, kind, seed=4)
+  assert a.lr.shape == (50 // scale, 45 // scale, 3) and a.lr.dtype == np.uint8
+  assert a.hr.shape == (50 // scale * scale, 45 // scale * scale, 3)
+  np.testing.assert_array_equal(a.lr, b.lr)
+  assert a.params == b.params and a.params != c.params
+  if kind in ("div2krk", "random"):
+    assert a.kernel.shape == ((11, 11) if scale == 2 else (31, 31))
+    assert a.kernel.sum() == pytest.approx(1.0)
+  else:
+    assert a.kernel is None
+
+
+def test_unknown_kind_and_tiny_image_are_refused():
+  with pytest.raises(ValueError, match="unknown degradation"):
+    degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "jpeg", 0)
+  with pytest.raises(ValueError, match="too small"):
+    degrade.degrade(np.zeros((5, 20, 3), np.uint8), 4, "median", 0)
+
+
+def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
+  from PIL import Image
+  src = tmp_path / "hr"
+  src.mkdir()
+  rng = np.random.default_rng(0)
+  for name in ("a", "b"):
+    Image.fromarray(rng.integers(0, 255, (33, 41, 3), dtype=np.uint8)).save(src / f"{name}.png")
+  out = tmp_path / "deg"
+  r = subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(src), "--scale", "2",
+                      "--kind", "div2krk", "--seed", "5", "--out", str(out)],
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  assert sorted(os.listdir(out / "lr")) == ["a.png", "b.png"]
+  assert np.asarray(Image.open(out / "lr" / "a.png")).shape == (16, 20, 3)
+  assert np.asarray(Image.open(out / "hr" / "a.png")).shape == (32, 40, 3)
+  k = image_io.load_kernel(out / "kernels" / "b.mat")
+  np.testing.assert_allclose(k, np.load(out / "kernels" / "b.npy"))
+  params = json.loads((out / "params" / "b.json").read_text())
+  assert params["seed"] == 6 and params["kind"] == "div2krk"
+  r = subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(tmp_path / "no.png"),
+                      "--kind", "median", "--out", str(out)], capture_output=True, text=True)
+  assert r.returncode == 2 and r.stderr.startswith("error: image file not found")
