@@ -1,0 +1,94 @@
+"""Per-image comparison table from folder runs' manifests (Markdown and CSV).
+
+  python experiments/tables.py --run paper=results/t2/x2-paper --run reference=results/t2/x2-reference \
+      --title "DIV2KRK x2" --out results/t2/x2
+
+Each `--run NAME=DIR` is a `python -m ikejax.main --images ... --gt ...` output folder. Rows:
+one per image (Y-PSNR / SSIM of bicubic, then of each run), then the mean over the images
+every run finished, and per run the number of images where it beats bicubic in PSNR. A
+missing or failed image shows its status instead of scores. Pictures: each run's folder
+already holds `<stem>_x<s>_compare.png` (LR | bicubic | ikejax | HR) per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+
+
+def load(run_dir: str) -> dict[str, dict]:
+  """image file name -> manifest row, over every manifest of the folder (all processes)."""
+  rows = {}
+  for path in sorted(glob.glob(os.path.join(run_dir, "manifest*.json"))):
+    with open(path, encoding="utf-8") as f:
+      for row in json.load(f)["images"]:
+        rows[os.path.basename(row["image"])] = row
+  if not rows:
+    raise SystemExit(f"error: no manifest in {run_dir}")
+  return rows
+
+
+def _score(row) -> str:
+  if not row or row.get("status") not in ("done", "done earlier"):
+    return (row or {}).get("status", "missing")
+  if row.get("psnr_y") is None:
+    return "no GT"
+  return f"{row['psnr_y']:.2f} / {row['ssim_y']:.4f}"
+
+
+def table(runs: dict[str, dict[str, dict]], title: str) -> tuple[str, list[dict]]:
+  names = sorted(set().union(*[set(r) for r in runs.values()]))
+  scored = lambda row: row and row.get("psnr_y") is not None
+  complete = [n for n in names if all(scored(r.get(n)) for r in runs.values())]
+  first = next(iter(runs.values()))
+  header = ["image", "bicubic"] + list(runs)
+  lines = [f"**{title}** (Y-PSNR dB / SSIM)", "", "| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+  out = []
+  for n in names:
+    bic = first.get(n)
+    cells = [n, (f"{bic['bicubic_psnr_y']:.2f} / {bic['bicubic_ssim_y']:.4f}"
+                 if scored(bic) else "")] + [_score(r.get(n)) for r in runs.values()]
+    lines.append("| " + " | ".join(cells) + " |")
+    out.append(dict(zip(header, cells)))
+  if complete:
+    mean = lambda rows, k: sum(rows[n][k] for n in complete) / len(complete)
+    cells = [f"mean of {len(complete)}", f"{mean(first, 'bicubic_psnr_y'):.2f} / "
+             f"{mean(first, 'bicubic_ssim_y'):.4f}"]
+    cells += [f"{mean(r, 'psnr_y'):.2f} / {mean(r, 'ssim_y'):.4f}" for r in runs.values()]
+    lines.append("| " + " | ".join(cells) + " |")
+    out.append(dict(zip(header, cells)))
+    wins = ["beats bicubic (PSNR)", ""] + [
+        f"{sum(r[n]['psnr_y'] > r[n]['bicubic_psnr_y'] for n in complete)} of {len(complete)}"
+        for r in runs.values()]
+    lines.append("| " + " | ".join(wins) + " |")
+    out.append(dict(zip(header, wins)))
+  return "\n".join(lines) + "\n", out
+
+
+def main() -> None:
+  p = argparse.ArgumentParser()
+  p.add_argument("--run", action="append", required=True, help="NAME=DIR (repeatable)")
+  p.add_argument("--title", default="")
+  p.add_argument("--out", required=True, help="path prefix of the .md and .csv")
+  a = p.parse_args()
+  runs = {}
+  for item in a.run:
+    name, _, d = item.partition("=")
+    runs[name] = load(d)
+  md, rows = table(runs, a.title)
+  os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+  with open(a.out + ".md", "w", encoding="utf-8") as f:
+    f.write(md)
+  with open(a.out + ".csv", "w", newline="", encoding="utf-8") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+  print(md)
+
+
+if __name__ == "__main__":
+  main()
