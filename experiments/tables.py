@@ -3,7 +3,8 @@
   python experiments/tables.py --run paper=results/t2/x2-paper --run reference=results/t2/x2-reference \
       --title "DIV2KRK x2" --out results/t2/x2
 
-Each `--run NAME=DIR` is a `python -m ikejax.main --images ... --gt ...` output folder. Rows:
+Each `--run NAME=DIR[,DIR...]` names `python -m ikejax.main --images ... --gt ...` output
+folders (several are merged, e.g. one method's Set5 and Set14 runs). Rows:
 one per image (Y-PSNR / SSIM of bicubic, then of each run), then the mean over the images
 every run finished, and per run the number of images where it beats bicubic in PSNR. A
 missing or failed image shows its status instead of scores. Pictures: each run's folder
@@ -19,15 +20,21 @@ import json
 import os
 
 
-def load(run_dir: str) -> dict[str, dict]:
-  """image file name -> manifest row, over every manifest of the folder (all processes)."""
+def load(run_dirs: str) -> dict[str, dict]:
+  """image file name -> manifest row, over every manifest (all processes) of the folders.
+
+  `run_dirs` is one folder or several, comma-separated (e.g. Set5 and Set14 runs of one
+  method); an image name found twice keeps the later folder's row.
+  """
   rows = {}
-  for path in sorted(glob.glob(os.path.join(run_dir, "manifest*.json"))):
-    with open(path, encoding="utf-8") as f:
-      for row in json.load(f)["images"]:
-        rows[os.path.basename(row["image"])] = row
-  if not rows:
-    raise SystemExit(f"error: no manifest in {run_dir}")
+  for run_dir in run_dirs.split(","):
+    paths = sorted(glob.glob(os.path.join(run_dir, "manifest*.json")))
+    if not paths:
+      raise SystemExit(f"error: no manifest in {run_dir}")
+    for path in paths:
+      with open(path, encoding="utf-8") as f:
+        for row in json.load(f)["images"]:
+          rows[os.path.basename(row["image"])] = row
   return rows
 
 
@@ -71,7 +78,8 @@ def table(runs: dict[str, dict[str, dict]], title: str) -> tuple[str, list[dict]
 
 def main() -> None:
   p = argparse.ArgumentParser()
-  p.add_argument("--run", action="append", required=True, help="NAME=DIR (repeatable)")
+  p.add_argument("--run", action="append", required=True,
+                 help="NAME=DIR[,DIR...] (repeatable)")
   p.add_argument("--title", default="")
   p.add_argument("--out", required=True, help="path prefix of the .md and .csv")
   a = p.parse_args()

@@ -1,6 +1,6 @@
 """Degradations for evaluation: DIV2KRK-style random kernels and the paper's nonlinear set.
 
-  python -m ikejax.degrade --hr HR.png|HR_DIR --scale 2|4 --kind K --seed N --out DIR
+  python -m ikejax.degrade --hr HR.png|HR_DIR --scale 2|3|4 --kind K --seed N --out DIR
 
 K is one of:
   * `div2krk`: DIV2KRK's recipe (KernelGAN's BSD100RK generator, reference.md Sec. 6): an
@@ -12,18 +12,19 @@ K is one of:
     not the analytic kernels of the same image's stored x2 kernel, L1 distance 0.90 and 0.45
     on images 2 and 3: DIV2KRK drew the x2 and x4 kernels independently).
     Applied as DIV2KRK's files are (`blur_subsample`, checked against them in
-    tests/test_degrade.py).
+    tests/test_degrade.py). x3 (no DIV2KRK x3 exists): one 17x17 kernel of the same family
+    with 2.25x the variances.
   * `random`: the same kernel family with wider ranges (variances U(0.2, 8.0), noise 0.4,
     the generator notebook's own noise level), for the paper's "random kernels" set.
   * `median`: per-channel median filter, window 3 or 5 (uniform), reflect borders.
   * `bilateral`: scikit-image `denoise_bilateral`, sigma_color ~ U(0.05, 0.15) (intensity
-    in [0, 1]), sigma_spatial ~ U(1, 3) px, window 2 * ceil(3 sigma_spatial) + 1.
+    in [0, 1]), sigma_spatial ~ U(1, 3) px, scikit-image's default window.
   * `diffusion`: Perona-Malik anisotropic diffusion (exponential conductance), kappa ~
     U(15, 40) (8-bit units), 5..15 iterations (uniform), step 0.2, per channel.
 Each nonlinear kind is followed by plain subsampling `[::s, ::s]` (the paper's set has no
 published generator; this is reference.md's stated assumption). HR images are first cropped
 at the bottom/right to a multiple of s, so LR is exactly HR / s. All randomness comes from
-`numpy.random.default_rng(seed)`; the parameters drawn are written next to each LR image.
+`numpy.random.default_rng(seed)`; the values drawn go to `params/<stem>.json` (`write`).
 """
 
 from __future__ import annotations
