@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -252,28 +251,15 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(["hr", "kind", "out"])
 
 
-def _fail(message: str) -> None:
-  print("error: " + " ".join(str(message).split()), file=sys.stderr)
-  sys.exit(2)
-
-
-def _parse_flags(argv: Sequence[str]) -> list[str]:
-  from absl import flags
-  try:
-    return flags.FLAGS(list(argv))
-  except flags.Error as e:
-    _fail(str(e))
-    raise  # Unreachable.
-
-
 def main(argv: Sequence[str]) -> int:
   """Degrades `--hr` (a file or every image of a folder) into `--out`."""
   from absl import flags
 
   from ikejax import image_io
   from ikejax.folder import list_images
+  from ikejax.metrics import fail
   if len(argv) > 1:
-    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    fail(f"unexpected arguments: {' '.join(argv[1:])}")
   fl = flags.FLAGS
   try:
     paths = list_images(fl.hr) if os.path.isdir(fl.hr) else [fl.hr]
@@ -284,15 +270,17 @@ def main(argv: Sequence[str]) -> int:
       written = write(result, fl.out, stem, protect=paths)
       print(f"wrote {written['lr']} {result.lr.shape[1]}x{result.lr.shape[0]}")
   except (ValueError, OSError) as e:  # ImageError and FolderError are ValueErrors.
-    _fail(str(e))
+    fail(str(e))
   return 0
 
 
 def run() -> None:
   """Entry point of `python -m ikejax.degrade`."""
   from absl import app
+
+  from ikejax.metrics import parse_flags  # one-line flag errors, exit 2
   _define_flags()
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -291,25 +291,26 @@ def _define_flags() -> None:
   flags.mark_flags_as_required(['sr', 'hr', 'scale'])
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> None:
+  """Prints `error: message` on one line and exits 2 (the CLIs' bad-input contract)."""
   # absl and Pillow messages can span lines; the contract is a single line.
   print('error: ' + ' '.join(message.split()), file=sys.stderr)
   sys.exit(2)
 
 
-def _parse_flags(argv: Sequence[str]) -> list[str]:
+def parse_flags(argv: Sequence[str]) -> list[str]:
   """Parses flags, turning absl's multi-line usage errors into `error: ...`."""
   try:
     return flags.FLAGS(list(argv))
   except flags.Error as e:
-    _fail(str(e))
+    fail(str(e))
     raise  # Unreachable; keeps type checkers happy.
 
 
 def main(argv: Sequence[str]) -> int:
   """Evaluates `--sr` against `--hr`; returns the process exit status."""
   if len(argv) > 1:
-    _fail(f'unexpected arguments: {" ".join(argv[1:])}')
+    fail(f'unexpected arguments: {" ".join(argv[1:])}')
   fl = flags.FLAGS
   try:
     # 16-bit images are measured on the 8-bit scale (rgb_to_y divides by 257).
@@ -317,7 +318,7 @@ def main(argv: Sequence[str]) -> int:
     hr = image_io.read_image(fl.hr).pixels
     result = evaluate(sr, hr, fl.scale)
   except ValueError as e:  # ImageError is a ValueError.
-    _fail(str(e))
+    fail(str(e))
   print(f'PSNR_Y {result["psnr_y"]:.4f} dB  SSIM_Y {result["ssim_y"]:.4f}')
   return 0
 
@@ -325,7 +326,7 @@ def main(argv: Sequence[str]) -> int:
 def run() -> None:
   """Entry point of `python -m ikejax.metrics`."""
   _define_flags()
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':
