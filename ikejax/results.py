@@ -17,18 +17,22 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ikejax import image_io, infer, metrics, ops, visualize
+from ikejax import image_io, infer, kernel, metrics, ops, visualize
 from ikejax.configs import IKEConfig
 
 LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "d_lr", "d_hr")
 
 
 def output_paths(out_dir: str, stem: str, scale: int) -> dict[str, str]:
-  """The files of one job: `<stem>_x<s>.png`, `_llr.png`, `_compare.png`, `_losses.png`, `.json`."""
+  """The files of one job: `<stem>_x<s>.png`, `_llr.png`, `_compare.png`, `_losses.png`,
+  `_kernel.{npy,mat,png}` (the learned blur kernel, `ikejax.kernel`) and `.json`."""
   base = os.path.join(out_dir, f"{stem}_x{scale}")
-  return {k: base + suffix for k, suffix in
-          (("sr", ".png"), ("llr", "_llr.png"), ("compare", "_compare.png"),
-           ("losses", "_losses.png"), ("record", ".json"))}
+  paths = {k: base + suffix for k, suffix in
+           (("sr", ".png"), ("llr", "_llr.png"), ("compare", "_compare.png"),
+            ("losses", "_losses.png"))}
+  paths.update({f"kernel_{ext}": p for ext, p in kernel.kernel_paths(base).items()})
+  paths["record"] = base + ".json"
+  return paths
 
 
 def overwritten_input(outputs: dict[str, str], inputs: Sequence[str]) -> Optional[str]:
@@ -111,6 +115,11 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
   image_io.save_image(outputs["compare"], visualize.side_by_side(panels), protect=protect)
   image_io.save_image(outputs["losses"], visualize.loss_curves(history, LOSS_KEYS),
                       protect=protect)
+  # The learned degradation as a blur kernel (exact with linear subnets).
+  k, k_info = kernel.ike_kernel(state.flow, cfg)
+  kernel.save_kernel({e: outputs[f"kernel_{e}"] for e in ("npy", "mat", "png")}, k,
+                     protect=protect)
+  k_info.update(kernel.moments(k))
 
   if t_start is not None:
     timings["total_s"] = time.perf_counter() - t_start
@@ -127,6 +136,7 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
       "final_losses": history[-1] if history else {},
       "history": history,
       "scores": scores,
+      "kernel": k_info,
       "outputs": outputs,
   }
   image_io.write_json_atomic(outputs["record"], record)

@@ -1,0 +1,226 @@
+"""Blur kernels: IKE's learned kernel, kernel scores against ground truth, kernel files.
+
+IKE never outputs a kernel, yet with linear subnets its learned downscaler
+`X_LR -> X_LLR` is an affine, s-periodic map applied to every colour channel
+alike (bicubic resizes, additive couplings, space-to-depth). Such a map *is*
+a blur followed by `[::s]` subsampling, so its kernel is read off exactly as
+the gradient of one output pixel with respect to the input (one backward
+pass; `ike_kernel`).
+
+Kernel convention ("operator window"): `k` with `y[i] = sum_u k[u] x[s*i + u - k//2]`,
+i.e. `scipy.ndimage.correlate(x, k)[::s, ::s]` (`apply_kernel`). A blur of
+LR pixel centres sits `(s - 1) / 2` px off the window centre. This is what
+KernelGAN saves (after its `kernel_shift`) and what DIV2KRK's LR files
+follow once their centred kernels are shifted (`degrade.kernel_shift`), so
+ground truth is compared after that shift (`compare_kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.io
+import scipy.ndimage
+
+from ikejax import degrade, image_io, visualize
+from ikejax.configs import IKEConfig
+from ikejax.flow import squeeze_factors
+from ikejax.model import build_model
+
+# Saved kernel sides: wider than DIV2KRK's 11 (x2) and 31 (x4) so that a wide learned
+# blur is not cut off (`mass_inside` in the record says how much the window holds).
+DEFAULT_SIZE = {2: 21, 3: 31, 4: 41}
+
+
+def probe_side(cfg: IKEConfig) -> int:
+  """Side of the zero image whose centre pixel's receptive field stays inside it.
+
+  Each coupling applies up to three subnets (11x11 on its level's grid, a
+  5 px radius there), so the flow reaches `sum_levels 3 * 5 * K * f` input
+  pixels; the bicubic residual adds `4 s`. Rounded up to a multiple of `s`.
+  """
+  reach, grid = 0, 1
+  for f in squeeze_factors(cfg.scale):
+    grid *= f
+    reach += 3 * 5 * cfg.blocks_per_level * grid
+  side = 2 * (reach + 4 * cfg.scale) + cfg.scale
+  return -(-side // cfg.scale) * cfg.scale
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "side"))
+def _impulse_response(flow_params, *, cfg: IKEConfig, side: int) -> jax.Array:
+  model = build_model(cfg)
+  centre = side // cfg.scale // 2
+
+  def centre_pixel(x):
+    llr, _ = model.encode(flow_params, x)
+    return llr[centre, centre, 0]
+
+  return jax.grad(centre_pixel)(jnp.zeros((side, side, 3), jnp.float32))
+
+
+def impulse_response(flow_params, cfg: IKEConfig,
+                     side: Optional[int] = None) -> tuple[np.ndarray, tuple[int, int]]:
+  """d X_LLR[c, c, 0] / d X_LR on a zero image: the downscaler's full kernel.
+
+  Returns:
+    (`[side, side]` float64 weights of the red channel, the input pixel
+    `(s*c, s*c)` that the output pixel `(c, c)` is aligned with). The other
+    colour channels' weights are zero (checked): colours never mix.
+  """
+  side = side or probe_side(cfg)
+  g = np.asarray(_impulse_response(flow_params, cfg=cfg, side=side), np.float64)
+  if np.abs(g[..., 1:]).max() > 1e-6 * max(np.abs(g[..., 0]).max(), 1e-30):
+    raise ValueError("the downscaler mixes colour channels; it has no single blur kernel")
+  origin = cfg.scale * (side // cfg.scale // 2)
+  return g[..., 0], (origin, origin)
+
+
+def ike_kernel(flow_params, cfg: IKEConfig, size: Optional[int] = None) -> tuple[np.ndarray, dict]:
+  """IKE's learned x`s` blur kernel, `[size, size]` in the operator-window convention.
+
+  Exact for linear subnets (the downscaler is affine); with nonlinear subnets
+  it is the linearisation at a flat image, and `info['linear']` says so.
+
+  Returns:
+    (kernel, info): `info` holds `mass_inside` (the window's share of the
+    full response's absolute mass; below ~0.99 the window is too small),
+    `sum` (1 up to float error with the bicubic residual) and `linear`.
+  """
+  size = size or DEFAULT_SIZE[cfg.scale]
+  full, (oy, ox) = impulse_response(flow_params, cfg)
+  h = size // 2
+  k = full[oy - h:oy - h + size, ox - h:ox - h + size]
+  info = {"mass_inside": float(np.abs(k).sum() / np.abs(full).sum()),
+          "sum": float(k.sum()), "linear": bool(cfg.linear_subnets), "size": size}
+  return k, info
+
+
+def apply_kernel(img: np.ndarray, kernel: np.ndarray, scale: int) -> np.ndarray:
+  """`scipy.ndimage.correlate(img, kernel, mode='reflect')[::s, ::s]` per channel.
+
+  The operator of an (odd-sided) operator-window kernel, `[H, W, C] ->
+  [ceil(H/s), ceil(W/s), C]` float64 (no shift: see the module docstring).
+  Computed by FFT: 41x41 kernels on 2K images take ~1 s instead of ~30 s.
+  """
+  import scipy.signal
+  kernel = np.asarray(kernel, np.float64)
+  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+    raise ValueError(f"kernel sides must be odd, got {kernel.shape}")
+  r0, r1 = kernel.shape[0] // 2, kernel.shape[1] // 2
+  img = np.asarray(img, np.float64)
+  padded = np.pad(img, ((r0, r0), (r1, r1), (0, 0)), mode="symmetric")  # scipy's 'reflect'
+  flipped = kernel[::-1, ::-1, None]  # correlation = convolution with the flipped kernel
+  return scipy.signal.fftconvolve(padded, flipped, mode="valid", axes=(0, 1))[::scale, ::scale]
+
+
+def moments(kernel: np.ndarray) -> dict:
+  """Centre of mass (row, col) and principal standard deviations (px) of a kernel.
+
+  Negative taps are clipped to 0 first (a blur's spread, as reported for
+  KernelGAN: sigma 1.70 / 1.31 px estimated vs 1.08 / 0.96 true on DIV2KRK 2).
+  """
+  k = np.clip(np.asarray(kernel, np.float64), 0.0, None)
+  k = k / k.sum()
+  r, c = np.indices(k.shape)
+  mr, mc = (k * r).sum(), (k * c).sum()
+  cov = np.array([[(k * (r - mr) ** 2).sum(), (k * (r - mr) * (c - mc)).sum()],
+                  [(k * (r - mr) * (c - mc)).sum(), (k * (c - mc) ** 2).sum()]])
+  ev = np.sqrt(np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None))
+  return {"centre": [float(mr), float(mc)], "sigmas": [float(ev[0]), float(ev[1])]}
+
+
+def _embed(k: np.ndarray, side: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+  """`k` on a `[side, side]` zero canvas with its index `k//2` at `side//2 + offset`."""
+  out = np.zeros((side, side))
+  top = side // 2 - k.shape[0] // 2 + offset[0]
+  left = side // 2 - k.shape[1] // 2 + offset[1]
+  out[top:top + k.shape[0], left:left + k.shape[1]] = k
+  return out
+
+
+def compare_kernels(estimate: np.ndarray, truth: np.ndarray, scale: int,
+                    max_shift: int = 3) -> dict:
+  """Scores an operator-window kernel against a centred ground-truth kernel (DIV2KRK's).
+
+  The truth is moved to the operator convention (`degrade.kernel_shift`, the
+  convention the DIV2KRK LR files follow), both are normalised to sum 1, and
+  the estimate is aligned to it by the integer shift (within `max_shift` px)
+  of least L1 (a kernel shifted by whole pixels only translates the image).
+  Scores are over the truth's window:
+    * `l1`: sum of |estimate - truth| (0 = equal, 2 = disjoint);
+    * `kernel_psnr`: `10 log10(1 / mean((estimate - truth)^2))` dB (peak 1);
+    * `shift`: the alignment applied (rows, cols), `sigmas_*`: `moments`.
+  """
+  truth = degrade.kernel_shift(truth, scale)
+  truth = truth / truth.sum()
+  est = np.asarray(estimate, np.float64)
+  est = est / est.sum()
+  side = max(est.shape[0], truth.shape[0]) + 2 * max_shift + 2
+  t = _embed(truth, side)
+  n = truth.shape[0]
+  lo = side // 2 - n // 2
+  window = (slice(lo, lo + n), slice(lo, lo + n))
+  best = None
+  for dy in range(-max_shift, max_shift + 1):
+    for dx in range(-max_shift, max_shift + 1):
+      e = _embed(est, side, (dy, dx))
+      l1 = float(np.abs(e[window] - t[window]).sum())
+      if best is None or l1 < best[0]:
+        best = (l1, (dy, dx), e[window])
+  l1, shift, e = best
+  mse = float(np.mean((e - t[window]) ** 2))
+  return {"l1": l1, "kernel_psnr": 10 * math.log10(1.0 / max(mse, 1e-30)),
+          "shift": list(shift), "sigmas_estimate": moments(est)["sigmas"],
+          "sigmas_truth": moments(truth)["sigmas"]}
+
+
+def regenerated_lr_psnr(hr: np.ndarray, lr: np.ndarray, kernel: np.ndarray, scale: int,
+                        border: int = 16) -> float:
+  """RGB PSNR (0..255) of `apply_kernel(hr, kernel)` (rounded) against a stored LR.
+
+  The LR is what the kernel claims to explain; the ground-truth DIV2KRK kernels
+  reach ~51 dB this way (experiments/regenerate_div2krk.py). `border` px are
+  ignored (boundary handling is not part of a kernel). The kernel is used as
+  given, not renormalised (DIV2KRK's shifted kernels lose up to 0.9% mass and
+  its LR files keep that loss).
+  """
+  est = np.clip(np.rint(apply_kernel(hr, kernel, scale)), 0, 255)
+  h, w = min(est.shape[0], lr.shape[0]), min(est.shape[1], lr.shape[1])
+  d = est[border:h - border, border:w - border] - np.asarray(lr, np.float64)[border:h - border,
+                                                                           border:w - border]
+  return float(10 * np.log10(255.0 ** 2 / max(np.mean(d ** 2), 1e-30)))
+
+
+def kernel_paths(base: str) -> dict[str, str]:
+  """`<base>_kernel.npy`, `.mat` (key `Kernel`, as DIV2KRK and KernelGAN) and `.png`."""
+  return {ext: f"{base}_kernel.{ext}" for ext in ("npy", "mat", "png")}
+
+
+def save_kernel(paths: dict[str, str], kernel: np.ndarray, protect: Sequence[str] = ()) -> None:
+  """Writes a kernel to `paths` (`kernel_paths`): `.npy`, `.mat` and a PNG picture, atomically."""
+  for p in paths.values():
+    if any(image_io.same_file(p, q) for q in protect):
+      raise image_io.ImageError(f"refusing to overwrite an input file: {p}")
+  kernel = np.asarray(kernel, np.float64)
+  with image_io.atomic_write(paths["npy"]) as f:
+    np.save(f, kernel)
+  with image_io.atomic_write(paths["mat"]) as f:
+    scipy.io.savemat(f, {"Kernel": kernel})
+  image_io.save_image(paths["png"], visualize.kernel_image(kernel), protect=protect)
+
+
+def ground_truth_kernel(lr_path: str, scale: int) -> Optional[str]:
+  """DIV2KRK layout: `<root>/lr_x<s>/im_<n>.png` -> `<root>/gt_k_x<s>/kernel_<n>.mat`, if present."""
+  folder, name = os.path.split(os.path.abspath(lr_path))
+  stem = os.path.splitext(name)[0]
+  if not stem.startswith("im_"):
+    return None
+  path = os.path.join(os.path.dirname(folder), f"gt_k_x{scale}", f"kernel_{stem[3:]}.mat")
+  return path if os.path.isfile(path) else None
