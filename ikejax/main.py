@@ -28,7 +28,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("image", None, "LR input image; omit to run the embedded default image.")
 flags.DEFINE_integer("scale", 2, "SR factor: 2, 3 or 4.")
 flags.DEFINE_string("out", "ikejax_out", "output directory.")
-flags.DEFINE_string("config", "paper", "preset: paper, reference, fast or tiny.")
+flags.DEFINE_enum("method", "ike", ["ike", "kernelgan", "issr-dil"],
+                  "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
+                  "issr-dil: kernels from image statistics + ISSR-DIL's inverse.")
+flags.DEFINE_string("config", "paper", "preset: ike: paper, reference, fast or tiny; "
+                    "kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny.")
 flags.DEFINE_integer("iters", None, "training iterations (default: the preset's).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
 flags.DEFINE_integer("crop", None, "training crop side (default: the preset's, 128).")
@@ -176,6 +180,8 @@ def main(argv):
     overrides["reference_inverse"] = True
   if FLAGS.subnets is not None:
     overrides["compose_subnets"] = FLAGS.subnets == "composed"
+  if FLAGS.method != "ike":
+    return run_method_cli()
   if FLAGS.images is not None:
     return run_folder_cli(overrides)
   for flag in ("gt", "coordinator_address", "num_processes", "process_id"):
@@ -187,6 +193,58 @@ def main(argv):
   for name, sc in record["scores"].items():
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
   print(line)
+
+
+def run_method_cli() -> None:
+  """`--method kernelgan|issr-dil`, on `--image` (or the default image) or `--images`."""
+  from ikejax import folder, image_io, methods
+  ike_only = ("ablate", "reference_inverse", "resize", "subnets", "u_init", "crop",
+              "checkpoint_every", "distributed", "coordinator_address", "num_processes",
+              "process_id")
+  for flag in ike_only:
+    if FLAGS[flag].present:
+      raise UserError(f"--{flag} applies to --method ike only")
+  if FLAGS.batch != 1:
+    raise UserError(f"--batch applies to --method ike only ({FLAGS.method} runs one image "
+                    "at a time)")
+  try:
+    mcfg = methods.get_config(FLAGS.method, FLAGS.config, FLAGS.scale, FLAGS.iters)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  if FLAGS.images is None:
+    if FLAGS.gt is not None:
+      raise UserError("--gt needs --images")
+    try:
+      record = methods.run_single(mcfg, FLAGS.image, FLAGS.out, FLAGS.seed, FLAGS.hr,
+                                  FLAGS.progress)
+    except image_io.ImageError:
+      raise
+    except ValueError as e:
+      raise UserError(str(e)) from None
+    line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
+    for name, sc in record["scores"].items():
+      line += f"  {name if name != 'ikejax' else FLAGS.method}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
+    print(line)
+    return
+  if FLAGS.image is not None or FLAGS.hr is not None:
+    raise UserError("--images runs a folder; use --gt for its ground truths, not --image/--hr")
+  try:
+    jobs = methods.run_folder(FLAGS.images, FLAGS.out, mcfg, FLAGS.seed, FLAGS.gt,
+                              FLAGS.progress)
+  except folder.FolderError as e:
+    raise UserError(str(e)) from None
+  _report_folder(jobs)
+
+
+def _report_folder(jobs) -> None:
+  status = [j.row["status"] for j in jobs]
+  failed = [j for j in jobs if j.row["status"] == "failed"]
+  for j in failed:
+    print(f"failed: {j.path}: {j.row['error']}", file=sys.stderr)
+  print(f"{status.count('done')} done, {status.count('done earlier')} done earlier, "
+        f"{len(failed)} failed; manifest in {FLAGS.out}")
+  if failed:
+    sys.exit(1)
 
 
 def run_folder_cli(overrides: dict) -> None:
@@ -222,14 +280,7 @@ def run_folder_cli(overrides: dict) -> None:
         process_count=jax.process_count(), progress=FLAGS.progress)
   except folder.FolderError as e:
     raise UserError(str(e)) from None
-  status = [j.row["status"] for j in jobs]
-  failed = [j for j in jobs if j.row["status"] == "failed"]
-  for j in failed:
-    print(f"failed: {j.path}: {j.row['error']}", file=sys.stderr)
-  print(f"{status.count('done')} done, {status.count('done earlier')} done earlier, "
-        f"{len(failed)} failed; manifest in {FLAGS.out}")
-  if failed:
-    sys.exit(1)
+  _report_folder(jobs)
 
 
 def _entry():

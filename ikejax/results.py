@@ -68,7 +68,7 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
                   outputs: dict[str, str], *, protect: Sequence[str],
                   hr: Optional[np.ndarray], history: list[dict], timings: dict,
                   info: dict, t_start: Optional[float] = None) -> dict:
-  """Whole-image inference with a trained state, then every output file.
+  """IKE: whole-image inference with a trained state, then every output file.
 
   Args:
     state: trained `IKEState` of this image (device or host arrays).
@@ -88,24 +88,53 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
   """
   import time
 
-  import jax
-
-  s = cfg.scale
   t0 = time.perf_counter()
   sr = infer.super_resolve(state, x, cfg)
   timings = {**timings, "inference_s": time.perf_counter() - t0}
   llr = infer.downscale(state, x, cfg)
+  # The learned degradation as a blur kernel (exact with linear subnets).
+  k, k_info = kernel.ike_kernel(state.flow, cfg)
+  return write_result(outputs, loaded=loaded, x=x, scale=cfg.scale, sr=sr, llr=llr,
+                      est_kernel=k, kernel_info=k_info, protect=protect, hr=hr,
+                      history=history, loss_keys=LOSS_KEYS, timings=timings,
+                      info={**info, "config": dataclasses.asdict(cfg)}, t_start=t_start,
+                      label="IKE")
 
+
+def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np.ndarray,
+                 scale: int, sr: np.ndarray, llr: Optional[np.ndarray],
+                 est_kernel: np.ndarray, kernel_info: dict, protect: Sequence[str],
+                 hr: Optional[np.ndarray], history: list[dict], loss_keys: Sequence[str],
+                 timings: dict, info: dict, t_start: Optional[float] = None,
+                 label: str = "SR") -> dict:
+  """Every output file of one finished job, whatever the method; the record last.
+
+  Args:
+    sr: `[sH, sW, 3]` result in [-1, 1]; `llr`: the method's downscale of the
+      input in [-1, 1], or None.
+    est_kernel: the estimated x`scale` kernel (operator-window convention).
+    kernel_info: recorded with the kernel's moments.
+    loss_keys: which `history` entries the loss-curve picture plots.
+    info: fields put first in the record (image, method, config, ...).
+    label: the method's name on the comparison picture.
+  Other arguments as `write_outputs`.
+  """
+  import time
+
+  import jax
+
+  s = scale
   sr_px = image_io.from_model_range(sr, loaded.bit_depth)
-  llr_px = image_io.from_model_range(llr, loaded.bit_depth)
   bic = ops.imresize(np.asarray(x, np.float64), float(s), "matlab")
   bic_px = image_io.from_model_range(bic, loaded.bit_depth)
   image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect)
-  image_io.save_image(outputs["llr"], llr_px, gray=loaded.was_gray, protect=protect)
+  if llr is not None:
+    image_io.save_image(outputs["llr"], image_io.from_model_range(llr, loaded.bit_depth),
+                        gray=loaded.was_gray, protect=protect)
 
   to8 = lambda p: (p // 257).astype(np.uint8) if p.dtype == np.uint16 else p
   lr_big = np.repeat(np.repeat(to8(loaded.pixels), s, 0), s, 1)
-  panels = {"LR (nearest)": lr_big, "bicubic": to8(bic_px), "IKE": to8(sr_px)}
+  panels = {"LR (nearest)": lr_big, "bicubic": to8(bic_px), label: to8(sr_px)}
   scores = {}
   if hr is not None:
     hr_c = metrics.match_size(sr_px, hr, s)
@@ -113,20 +142,19 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
     scores = {"ikejax": metrics.evaluate(to8(sr_px), to8(hr_c), s),
               "bicubic": metrics.evaluate(to8(bic_px), to8(hr_c), s)}
   image_io.save_image(outputs["compare"], visualize.side_by_side(panels), protect=protect)
-  image_io.save_image(outputs["losses"], visualize.loss_curves(history, LOSS_KEYS),
+  image_io.save_image(outputs["losses"], visualize.loss_curves(history, loss_keys),
                       protect=protect)
-  # The learned degradation as a blur kernel (exact with linear subnets).
-  k, k_info = kernel.ike_kernel(state.flow, cfg)
-  kernel.save_kernel({e: outputs[f"kernel_{e}"] for e in ("npy", "mat", "png")}, k,
+  kernel.save_kernel({e: outputs[f"kernel_{e}"] for e in ("npy", "mat", "png")}, est_kernel,
                      protect=protect)
-  k_info.update(kernel.moments(k))
+  k_info = {**kernel_info, **kernel.moments(est_kernel)}
 
   if t_start is not None:
     timings["total_s"] = time.perf_counter() - t_start
   dev = jax.devices()[0]
+  written = {k: v for k, v in outputs.items() if k != "llr" or llr is not None}
   record = {
       **info,
-      "scale": s, "config": dataclasses.asdict(cfg),
+      "scale": s,
       "input_shape": list(loaded.pixels.shape), "output_shape": list(sr_px.shape),
       "bit_depth": loaded.bit_depth,
       "versions": versions(),
@@ -137,7 +165,7 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
       "history": history,
       "scores": scores,
       "kernel": k_info,
-      "outputs": outputs,
+      "outputs": written,
   }
   image_io.write_json_atomic(outputs["record"], record)
   return record

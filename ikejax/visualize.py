@@ -44,7 +44,9 @@ def loss_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str],
   """Loss curves against iteration, log-scaled y, one colour per key.
 
   Args:
-    history: logged metrics, each with `iteration` and the `keys`.
+    history: logged metrics, each with `iteration` and some of the `keys`
+      (an entry without a key is skipped on that key's curve: methods with
+      stages log different losses).
     keys: metric names to draw.
     size: (width, height) in pixels.
 
@@ -58,7 +60,8 @@ def loss_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str],
   pw, ph = width - m_left - m_right, height - m_top - m_bottom
   draw.rectangle([m_left, m_top, m_left + pw, m_top + ph], outline="black")
   its = [h["iteration"] for h in history]
-  vals = [max(h[k], 1e-8) for h in history for k in keys if math.isfinite(h[k])]
+  has = lambda h, k: k in h and math.isfinite(h[k])
+  vals = [max(h[k], 1e-8) for h in history for k in keys if has(h, k)]
   if not its or not vals:
     return np.asarray(canvas)
   lo, hi = math.log10(min(vals)), math.log10(max(vals))
@@ -67,7 +70,7 @@ def loss_curves(history: Sequence[Mapping[str, float]], keys: Sequence[str],
   to_xy = lambda it, v: (m_left + (it - x0) / (x1 - x0) * pw,
                          m_top + (hi - math.log10(max(v, 1e-8))) / (hi - lo) * ph)
   for i, k in enumerate(keys):
-    pts = [to_xy(h["iteration"], h[k]) for h in history if math.isfinite(h[k])]
+    pts = [to_xy(h["iteration"], h[k]) for h in history if has(h, k)]
     colour = _COLOURS[i % len(_COLOURS)]
     if len(pts) > 1:
       draw.line(pts, fill=colour, width=2)

@@ -1,0 +1,233 @@
+"""The kernel-first methods beside IKE: `--method kernelgan` and `--method issr-dil`.
+
+  * `kernelgan`: KernelGAN estimates the x2 kernel (x4: its analytic kernel),
+    then ISSR-DIL's L-CNN, trained on that kernel (re-centred), inverts it
+    after bicubic upsampling: "KernelGAN + ISSR-DIL" of ISSR-DIL's Table 3.
+    The non-blind step is ISSR-DIL's because it is the one non-blind upscaler
+    in the tool and is kernel-driven as KernelGAN's ZSSR is (ZSSR would add a
+    second network trained per image; not implemented).
+  * `issr-dil`: kernels from the image's statistics, the same L-CNN and SR.
+
+Both write the files of an IKE run (`results.output_paths`: SR, comparison
+picture, loss curves, the estimated kernel as .npy/.mat/.png, the record;
+no X_LLR) and, for folders, the same resumable manifest, so `experiments/
+tables.py` and `experiments/score_kernels.py` read them unchanged. Folder runs
+go one image at a time (seconds to a minute each on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Optional
+
+import jax
+import numpy as np
+
+from ikejax import dil, folder, image_io, kernelgan, metrics, results, train
+
+METHODS = ("ike", "kernelgan", "issr-dil")
+LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
+                           "sparse", "d"),
+             "issr-dil": ("identity", "pinv", "unity", "rs")}
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+  """A kernel-first method's settings: KernelGAN's (or None) and the L-CNN's."""
+  method: str
+  scale: int
+  kernelgan: Optional[kernelgan.KernelGANConfig]
+  dil: dil.DILConfig
+
+  def asdict(self) -> dict:
+    return {"method": self.method, "scale": self.scale,
+            "kernelgan": dataclasses.asdict(self.kernelgan) if self.kernelgan else None,
+            "dil": dataclasses.asdict(self.dil)}
+
+
+def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None) -> MethodConfig:
+  """Raises ValueError (one line) for an unknown preset, scale or flag combination."""
+  if method == "kernelgan":
+    if scale not in (2, 4):
+      raise ValueError(f"kernelgan estimates x2 kernels (x4 analytically); got --scale {scale}")
+    if preset not in kernelgan.PRESETS:
+      raise ValueError(f"unknown kernelgan config {preset!r}; expected one of "
+                       f"{sorted(kernelgan.PRESETS)}")
+    kcfg = kernelgan.PRESETS[preset]
+    if iters is not None:
+      kcfg = kcfg.replace(iters=iters)
+    dcfg = dil.PRESETS["tiny" if preset == "tiny" else "paper"]
+    return MethodConfig(method, scale, kcfg.validate(), dcfg)
+  if method == "issr-dil":
+    if iters is not None:
+      raise ValueError("--iters sets IKE's or KernelGAN's iterations; issr-dil trains "
+                       "a fixed number of epochs on kernels")
+    if preset not in dil.PRESETS:
+      raise ValueError(f"unknown issr-dil config {preset!r}; expected one of {sorted(dil.PRESETS)}")
+    if scale < 2:
+      raise ValueError(f"scale must be >= 2, got {scale}")
+    return MethodConfig(method, scale, None, dil.PRESETS[preset])
+  raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
+            outputs: dict[str, str], *, protect, hr: Optional[np.ndarray], info: dict,
+            progress: bool = False) -> dict:
+  """Trains the method on one image and writes every output; returns the record."""
+  t_start = time.perf_counter()
+  x = image_io.to_model_range(loaded.pixels, loaded.bit_depth)
+  lr01 = (np.asarray(x, np.float64) + 1.0) / 2.0
+  k_kg, k_dil = jax.random.split(jax.random.key(seed))
+  timings, history, k_info = {}, [], {}
+  if mcfg.kernelgan is not None:
+    bar = None
+    if progress:
+      from tqdm import tqdm
+      bar = tqdm(total=mcfg.kernelgan.iters, desc="KernelGAN", unit="it", file=sys.stderr,
+                 dynamic_ncols=True)
+
+    def on_log(done, m):
+      if bar is not None:
+        bar.update(done - bar.n)
+        bar.set_postfix_str(f"gan {m['g_gan']:.3f} bic {m['bicubic']:.4f} "
+                            f"sum {m['sum2one']:.3f} D {m['d']:.3f}")
+    try:
+      res = kernelgan.fit(lr01, mcfg.kernelgan, k_kg, on_log=on_log)
+    finally:
+      if bar is not None:
+        bar.close()
+    est = kernelgan.final_kernels(res.kernel_x2, mcfg.scale, mcfg.kernelgan.n_filtering)
+    history = res.history
+    timings.update(kernelgan_compile_s=res.compile_seconds, kernelgan_train_s=res.train_seconds,
+                   s_per_iter=res.train_seconds / mcfg.kernelgan.iters)
+    np_kernels = np.repeat(dil.centre_kernel(est)[None], mcfg.dil.n_kernels, 0)
+    d = dil.fit(k_dil, mcfg.dil, kernels=np_kernels)
+    k_info = {"source": "KernelGAN (x4: analytic kernel of the x2 estimate)",
+              "raw_x2": res.kernel_x2.tolist()}
+  else:
+    d = dil.fit(k_dil, mcfg.dil, lr01=lr01)
+    est = dil.stats_kernel(lr01, mcfg.scale, mcfg.dil)
+    k_info = {"source": "image statistics (Eq. 5) at the centre of the delta range",
+              "sigma_o": dil.image_sigma(lr01)}
+  k_info.update(drk=d.drk.tolist(), pinv_terms_used=d.pinv_used)
+  timings["dil_train_s"] = d.train_seconds
+  # DIL epochs continue the iteration count after KernelGAN's, on the same curves picture.
+  offset = history[-1]["iteration"] if history else 0
+  history = history + [{**h, "iteration": h["iteration"] + offset} for h in d.history]
+  t0 = time.perf_counter()
+  sr01 = dil.super_resolve(d, lr01, mcfg.scale, mcfg.dil)
+  timings["inference_s"] = time.perf_counter() - t0
+  keys = LOSS_KEYS[mcfg.method] + (LOSS_KEYS["issr-dil"] if mcfg.kernelgan else ())
+  return results.write_result(
+      outputs, loaded=loaded, x=x, scale=mcfg.scale, sr=2.0 * sr01 - 1.0, llr=None,
+      est_kernel=est, kernel_info=k_info, protect=protect, hr=hr, history=history,
+      loss_keys=keys, timings=timings,
+      info={**info, "method": mcfg.method, "seed": seed, "config": mcfg.asdict()},
+      t_start=t_start, label=mcfg.method)
+
+
+def _check_hr(hr: np.ndarray, loaded: image_io.LoadedImage, scale: int, what: str) -> None:
+  h, w = loaded.pixels.shape[:2]
+  try:
+    metrics.match_size(np.empty((scale * h, scale * w, 3), np.uint8), hr, scale)
+  except ValueError as e:
+    raise ValueError(f"{what}: {e}") from None
+
+
+def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed: int,
+               hr_path: Optional[str], progress: bool) -> dict:
+  """`--image` (or the embedded default image) with a kernel-first method."""
+  hr = None
+  if image_path is None:
+    lr_px, hr, _ = image_io.default_image(mcfg.scale)
+    loaded = image_io.LoadedImage(pixels=lr_px, bit_depth=8, was_gray=False, path=None)
+    stem = "astronaut"
+  else:
+    loaded = image_io.read_image(image_path)
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+  if hr_path is not None:
+    hr = image_io.read_image(hr_path).pixels
+  if hr is not None:
+    _check_hr(hr, loaded, mcfg.scale, f"--hr {hr_path}")
+  outputs = results.output_paths(out_dir, stem, mcfg.scale)
+  protect = [p for p in (image_path, hr_path) if p]
+  clash = results.overwritten_input(outputs, protect)
+  if clash:
+    raise ValueError(f"output {clash} would overwrite an input file; choose another --out")
+  os.makedirs(out_dir, exist_ok=True)
+  print(f"training {mcfg.method} x{mcfg.scale} on {stem}", file=sys.stderr)
+  return run_job(mcfg, loaded, seed, outputs, protect=protect, hr=hr,
+                 info={"image": image_path or "embedded default (skimage astronaut, degraded)"},
+                 progress=progress)
+
+
+def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: Optional[str],
+               progress: bool) -> list[folder.Job]:
+  """Folder run of a kernel-first method: one image at a time, resumable, with a manifest.
+
+  Raises:
+    folder.FolderError: no images, a bad --gt, or an output that would overwrite an input.
+  """
+  if gt_dir is not None and not os.path.isdir(gt_dir):
+    raise folder.FolderError(f"--gt {gt_dir} is not a folder")
+  paths = folder.list_images(spec)
+  os.makedirs(out_dir, exist_ok=True)
+  run_info = {"images": spec, "out": out_dir, "method": mcfg.method, "seed": seed,
+              "scale": mcfg.scale, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+  jobs, stems = [], {}
+  for p in paths:
+    stem = os.path.splitext(os.path.basename(p))[0]
+    job = folder.Job(path=p, outputs=results.output_paths(out_dir, stem, mcfg.scale),
+                     gt=folder.ground_truth(gt_dir, p), row={"image": p, "status": "pending"})
+    clash = results.overwritten_input(job.outputs, [p] + ([job.gt] if job.gt else []))
+    if clash:
+      raise folder.FolderError(f"output {clash} would overwrite an input file; choose another --out")
+    jobs.append(job)
+    if stem in stems:
+      folder._fail(job, f"same file name as {stems[stem]}: its outputs would collide")
+    stems.setdefault(stem, p)
+  folder.write_manifest(out_dir, jobs, run_info)
+  want = mcfg.asdict()
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), unit="image", desc=f"{mcfg.method} x{mcfg.scale}",
+               file=sys.stderr, dynamic_ncols=True)
+  try:
+    for job in jobs:
+      if job.row["status"] == "failed":
+        continue
+      record = results.is_finished(job.outputs)
+      if record is not None:
+        if record.get("config") == want and record.get("seed") == seed:
+          job.row = folder._row_from_record(job.path, record, "done earlier")
+        else:
+          folder._fail(job, f"{job.outputs['record']} is from a run with other settings; "
+                       "choose another --out")
+      else:
+        t0 = time.perf_counter()
+        try:
+          loaded = image_io.read_image(job.path)
+          hr = None
+          if job.gt is not None:
+            hr = image_io.read_image(job.gt).pixels
+            _check_hr(hr, loaded, mcfg.scale, f"ground truth {job.gt}")
+          record = run_job(mcfg, loaded, seed, job.outputs,
+                           protect=[job.path] + ([job.gt] if job.gt else []), hr=hr,
+                           info={"image": job.path})
+          job.row = folder._row_from_record(job.path, record, "done")
+          if gt_dir is not None and job.gt is None:
+            job.row["error"] = f"no ground truth named {os.path.splitext(os.path.basename(job.path))[0]}.* in {gt_dir}"
+        except (ValueError, OSError, train.NonFiniteLossError) as e:  # ImageError: a ValueError
+          folder._fail(job, str(e).splitlines()[0] if str(e) else type(e).__name__,
+                       seconds=time.perf_counter() - t0)
+      folder.write_manifest(out_dir, jobs, run_info)
+      if bar is not None:
+        bar.update(1)
+  finally:
+    if bar is not None:
+      bar.close()
+  return jobs
