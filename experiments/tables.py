@@ -6,7 +6,8 @@
 Each `--run NAME=DIR[,DIR...]` names `python -m ikejax.main --images ... --gt ...` output
 folders (several are merged, e.g. one method's Set5 and Set14 runs). Rows:
 one per image (Y-PSNR / SSIM of bicubic, then of each run), then the mean over the images
-every run finished, and per run the number of images where it beats bicubic in PSNR. A
+every run finished, per run the number of images where it beats bicubic in PSNR, and the
+median seconds per image (a batched IKE image counts its share of the batch). A
 missing or failed image shows its status instead of scores. Pictures: each run's folder
 already holds `<stem>_x<s>_compare.png` (LR | bicubic | ikejax | HR) per image.
 """
@@ -73,6 +74,11 @@ def table(runs: dict[str, dict[str, dict]], title: str) -> tuple[str, list[dict]
         for r in runs.values()]
     lines.append("| " + " | ".join(wins) + " |")
     out.append(dict(zip(header, wins)))
+    secs = lambda r: [r[n].get("seconds") for n in complete if r[n].get("seconds") is not None]
+    times = ["seconds per image (median)", ""] + [
+        f"{sorted(secs(r))[len(secs(r)) // 2]:.0f}" if secs(r) else "" for r in runs.values()]
+    lines.append("| " + " | ".join(times) + " |")
+    out.append(dict(zip(header, times)))
   return "\n".join(lines) + "\n", out
 
 

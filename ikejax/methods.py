@@ -18,6 +18,7 @@ go one image at a time (seconds to a minute each on CPU).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -190,7 +191,7 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
       folder._fail(job, f"same file name as {stems[stem]}: its outputs would collide")
     stems.setdefault(stem, p)
   folder.write_manifest(out_dir, jobs, run_info)
-  want = mcfg.asdict()
+  want = json.loads(json.dumps(mcfg.asdict()))  # as a record stores it (tuples -> lists)
   bar = None
   if progress:
     from tqdm import tqdm

@@ -71,22 +71,44 @@ def test_tiny_fit_is_finite_and_gives_normalised_kernels():
     kg.fit(img[:20], kg.PRESETS["tiny"], jax.random.key(1))
 
 
-def test_recovers_a_narrow_and_a_wide_gaussian():
-  """Known-kernel recovery: the estimated blur follows the true one (sigma 0.7 vs 1.8 px).
+def _axis_variances(k):
+  k = np.clip(k, 0, None)
+  k = k / k.sum()
+  r, c = np.indices(k.shape)
+  return float((k * (r - (k * r).sum()) ** 2).sum()), float((k * (c - (k * c).sum()) ** 2).sum())
 
-  The embedded photo blurred with each Gaussian and subsampled x2; a small G
-  (width 16) and 1500 iterations keep it short. Measured 2026-11-22: mean
-  sigma 1.36 px (true 0.7) and 1.65 px (true 1.8): ordered, with KernelGAN's
-  known over-estimation of small blurs (reference.md Sec. 7: 1.70 / 1.31 px
-  for a 1.08 / 0.96 px truth with the official code).
+
+def test_recovers_the_orientation_of_a_known_gaussian():
+  """Known-kernel recovery: an anisotropic Gaussian (sigma 2.2 x 0.6 px) along the columns,
+  then along the rows; the estimate's larger spread follows the blur's axis.
+
+  The embedded photo blurred and subsampled x2, the paper config at 1000
+  iterations. Measured 2026-11-22 (variances rows / cols): truth 0.35 / 4.7, estimate
+  1.06 / 2.43; truth 4.7 / 0.35, estimate 2.19 / 1.84. KernelGAN pulls the size of every
+  estimate towards ~1.3 px (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic
+  truth at 3000 iterations on a sharp synthetic image; the official code reports 1.70 /
+  1.31 px for DIV2KRK image 2's 1.08 / 0.96), so size alone is not a reliable test.
   """
   _, hr, _ = image_io.default_image(2)
-  cfg = kg.PRESETS["paper"].replace(iters=1500, g_width=16, log_every=1500)
-  sig = {}
-  for true in (0.7, 1.8):
-    k = degrade.gaussian_kernel(11, (true ** 2, true ** 2), 0.0)
+  cfg = kg.PRESETS["paper"].replace(iters=1000, log_every=1000)
+  # 2000 iterations: XLA's optimisations (off suite-wide for compile speed) pay here.
+  optimise = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    ratio = _orientation_ratios(hr, cfg)
+  finally:
+    jax.config.update("jax_disable_most_optimizations", optimise)
+  assert ratio[0.0] > 1.0 > ratio[np.pi / 2], ratio
+  assert ratio[0.0] > 1.5 * ratio[np.pi / 2], ratio
+
+
+def _orientation_ratios(hr, cfg):
+  ratio = {}
+  for theta in (0.0, np.pi / 2):
+    k = degrade.gaussian_kernel(13, (2.2 ** 2, 0.6 ** 2), theta)
     lr = np.clip(degrade.blur_subsample(hr.astype(np.float64), k, 2), 0, 255) / 255
-    est = kg.final_kernels(kg.fit(lr, cfg, jax.random.key(0)).kernel_x2, 2)
-    sig[true] = float(np.mean(kernel.moments(est)["sigmas"]))
-  assert sig[1.8] > sig[0.7] + 0.2, sig
-  assert abs(sig[0.7] - 0.7) < 0.8 and abs(sig[1.8] - 1.8) < 0.8, sig
+    res = kg.fit(lr, cfg, jax.random.key(0))
+    assert all(np.isfinite(v) for h in res.history for v in h.values())
+    rows, cols = _axis_variances(kg.final_kernels(res.kernel_x2, 2))
+    ratio[theta] = cols / rows
+  return ratio
