@@ -35,7 +35,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import jax
 import jax.numpy as jnp

@@ -153,9 +153,11 @@ def compare_kernels(estimate: np.ndarray, truth: np.ndarray, scale: int,
   convention the DIV2KRK LR files follow), both are normalised to sum 1, and
   the estimate is aligned to it by the integer shift (within `max_shift` px)
   of least L1 (a kernel shifted by whole pixels only translates the image).
-  Scores are over the truth's window:
+  Scores count every tap of either kernel (the truth zero-padded), so mass an
+  estimate spreads beyond the truth's window is error, not ignored:
     * `l1`: sum of |estimate - truth| (0 = equal, 2 = disjoint);
-    * `kernel_psnr`: `10 log10(1 / mean((estimate - truth)^2))` dB (peak 1);
+    * `kernel_psnr`: `10 log10(1 / mse)` dB (peak 1), mse = the summed squared
+      error divided by the truth's tap count (its `k x k` window);
     * `shift`: the alignment applied (rows, cols), `sigmas_*`: `moments`.
   """
   truth = degrade.kernel_shift(truth, scale)
@@ -164,18 +166,15 @@ def compare_kernels(estimate: np.ndarray, truth: np.ndarray, scale: int,
   est = est / est.sum()
   side = max(est.shape[0], truth.shape[0]) + 2 * max_shift + 2
   t = _embed(truth, side)
-  n = truth.shape[0]
-  lo = side // 2 - n // 2
-  window = (slice(lo, lo + n), slice(lo, lo + n))
   best = None
   for dy in range(-max_shift, max_shift + 1):
     for dx in range(-max_shift, max_shift + 1):
       e = _embed(est, side, (dy, dx))
-      l1 = float(np.abs(e[window] - t[window]).sum())
+      l1 = float(np.abs(e - t).sum())
       if best is None or l1 < best[0]:
-        best = (l1, (dy, dx), e[window])
+        best = (l1, (dy, dx), e)
   l1, shift, e = best
-  mse = float(np.mean((e - t[window]) ** 2))
+  mse = float(np.sum((e - t) ** 2)) / truth.size
   return {"l1": l1, "kernel_psnr": 10 * math.log10(1.0 / max(mse, 1e-30)),
           "shift": list(shift), "sigmas_estimate": moments(est)["sigmas"],
           "sigmas_truth": moments(truth)["sigmas"]}

@@ -4,6 +4,8 @@
       [--config paper|reference|fast] [--iters N] [--seed S] [--hr HR.png]
   python -m ikejax.main --images DIR_OR_GLOB --out DIR [--batch B] [--gt DIR]
       [--checkpoint_every N] [--distributed]      (see ikejax/folder.py)
+  python -m ikejax.main --method kernelgan|issr-dil (--image x.png | --images DIR)
+      (see ikejax/methods.py)
 
 Without `--image` it runs the embedded default job: a public-domain photo
 from the scikit-image wheel, degraded on the fly with a known kernel, and
@@ -11,7 +13,8 @@ scored against its ground truth.
 
 Writes to DIR: `<stem>_x<s>.png` (SR), `<stem>_x<s>_llr.png` (the learned
 X_LLR), `<stem>_x<s>_compare.png` (LR | bicubic | SR [| HR]),
-`<stem>_x<s>_losses.png` and `<stem>_x<s>.json` (the run record).
+`<stem>_x<s>_losses.png`, `<stem>_x<s>_kernel.{npy,mat,png}` (the estimated
+kernel, `ikejax/kernel.py`) and `<stem>_x<s>.json` (the run record).
 """
 
 from __future__ import annotations
@@ -223,7 +226,8 @@ def run_method_cli() -> None:
       raise UserError(str(e)) from None
     line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
     for name, sc in record["scores"].items():
-      line += f"  {name if name != 'ikejax' else FLAGS.method}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
+      name = FLAGS.method if name == "ikejax" else name
+      line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
     print(line)
     return
   if FLAGS.image is not None or FLAGS.hr is not None:

@@ -63,8 +63,10 @@ def test_compare_kernels_aligns_and_scores():
   assert same["l1"] < 1e-9 and same["shift"] == [0, 0] and same["kernel_psnr"] > 100
   moved = kernel.compare_kernels(np.roll(op, (1, -2), (0, 1)), truth, 2)
   assert moved["shift"] == [-1, 2] and moved["l1"] < 1e-9
-  wide = kernel.compare_kernels(np.pad(degrade.gaussian_kernel(11, (4.0, 4.0), 0), 5), truth, 2)
+  wide_op = np.pad(degrade.kernel_shift(np.pad(degrade.gaussian_kernel(11, (4.0, 4.0), 0), 3), 2), 2)
+  wide = kernel.compare_kernels(wide_op, truth, 2)
   assert wide["l1"] > 0.3 and wide["kernel_psnr"] < same["kernel_psnr"]
+  assert wide["shift"] == [0, 0]  # a wide estimate cannot lower its error by moving mass out
   assert wide["sigmas_estimate"][0] > wide["sigmas_truth"][0]
 
 
