@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ikejax import image_io, metrics, results, train
+from ikejax import image_io, results, train
 from ikejax.configs import IKEConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -153,10 +153,7 @@ def _load(job: Job, cfg: IKEConfig) -> None:
   job.cfg, job.warning = train.adapt_crop(cfg, h, w)
   if job.gt is not None:
     hr = image_io.read_image(job.gt).pixels
-    try:
-      metrics.match_size(np.empty((cfg.scale * h, cfg.scale * w, 3), np.uint8), hr, cfg.scale)
-    except ValueError as e:
-      raise ValueError(f"ground truth {job.gt}: {e}") from None
+    results.check_hr(hr, loaded, cfg.scale, f"ground truth {job.gt}")
     job.hr = hr
   job.loaded = loaded
   job.x = image_io.to_model_range(loaded.pixels, loaded.bit_depth)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from typing import Optional, Sequence
 
 import jax
@@ -213,13 +212,3 @@ def save_kernel(paths: dict[str, str], kernel: np.ndarray, protect: Sequence[str
   with image_io.atomic_write(paths["mat"]) as f:
     scipy.io.savemat(f, {"Kernel": kernel})
   image_io.save_image(paths["png"], visualize.kernel_image(kernel), protect=protect)
-
-
-def ground_truth_kernel(lr_path: str, scale: int) -> Optional[str]:
-  """DIV2KRK layout: `<root>/lr_x<s>/im_<n>.png` -> `<root>/gt_k_x<s>/kernel_<n>.mat`, if present."""
-  folder, name = os.path.split(os.path.abspath(lr_path))
-  stem = os.path.splitext(name)[0]
-  if not stem.startswith("im_"):
-    return None
-  path = os.path.join(os.path.dirname(folder), f"gt_k_x{scale}", f"kernel_{stem[3:]}.mat")
-  return path if os.path.isfile(path) else None

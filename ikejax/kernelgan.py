@@ -143,17 +143,18 @@ def generator_kernel(gen: DeepLinearGenerator, params, size: int) -> jax.Array:
 
 
 def downscale(gen: DeepLinearGenerator, params, x: jax.Array, size: int,
-              composed: bool = True) -> jax.Array:
+              composed: bool = True, kernel: Optional[jax.Array] = None) -> jax.Array:
   """G on an RGB image: `[H, W, 3] -> [(H - size + 2) // 2, (W - size + 2) // 2, 3]`.
 
   `composed=True` correlates with G's kernel (`generator_kernel`, stride 2,
   valid): G is linear without bias and every layer is valid, so this is the
   same function (to float rounding) at a fraction of the cost, and gradients
   reach the layers through the kernel. `False` runs the layers (official).
+  `kernel`: G's kernel when the caller already has it.
   """
   if not composed:
     return _from_colour_batch(gen.apply({"params": params}, _colour_batch(x)))
-  k = generator_kernel(gen, params, size)
+  k = generator_kernel(gen, params, size) if kernel is None else kernel
   return ops.conv2d_single(x, k, stride=2, padding="VALID")
 
 
@@ -298,10 +299,10 @@ def train_step(state: KernelGANState, image: jax.Array, p_g, p_d, key: jax.Array
   size = cfg.kernel_size
 
   def g_loss(params):
-    g_out = downscale(gen, params, g_in, size, cfg.composed)
+    k = generator_kernel(gen, params, size)  # for the constraints and the composed G
+    g_out = downscale(gen, params, g_in, size, cfg.composed, kernel=k)
     d_map, _ = disc.apply(state.d, g_out[None], update_stats=False, mutable=["batch_stats"])
     l_gan = losses.gan_loss(d_map, real=True)
-    k = generator_kernel(gen, params, size)
     c = kernel_constraints(k, size)
     l_bic = bicubic_loss(g_in, g_out, cfg.bicubic_kind)
     total = (l_gan + lam["bicubic"] * l_bic + cfg.lambda_sum2one * c["sum2one"]

@@ -88,9 +88,8 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     UserError, ImageError, NonFiniteLossError: with one-line messages.
   """
   import jax
-  import numpy as np
 
-  from ikejax import configs, image_io, metrics, results, train
+  from ikejax import configs, image_io, results, train
 
   try:
     cfg = configs.get_config(preset, ablations=tuple(ablations), **(overrides or {}))
@@ -98,16 +97,7 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     raise UserError(str(e)) from None
   scale = cfg.scale
 
-  hr = None
-  if image_path is None:
-    lr_pixels, hr, _ = image_io.default_image(scale)
-    loaded = image_io.LoadedImage(pixels=lr_pixels, bit_depth=8, was_gray=False, path=None)
-    stem = "astronaut"
-  else:
-    loaded = image_io.read_image(image_path)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-  if hr_path is not None:
-    hr = image_io.read_image(hr_path).pixels
+  loaded, hr, stem = results.read_inputs(image_path, hr_path, scale)
   h, w = loaded.pixels.shape[:2]
   try:
     cfg, warning = train.adapt_crop(cfg, h, w)
@@ -117,9 +107,9 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     print(f"warning: {warning}", file=sys.stderr)
   if hr is not None:  # Check the ground truth's size now, not after training.
     try:
-      metrics.match_size(np.empty((scale * h, scale * w, 3), np.uint8), hr, scale)
+      results.check_hr(hr, loaded, scale, f"--hr {hr_path}")
     except ValueError as e:
-      raise UserError(f"--hr {hr_path}: {e}") from None
+      raise UserError(str(e)) from None
 
   outputs = results.output_paths(out_dir, stem, scale)
   protect = [p for p in (image_path, hr_path) if p]

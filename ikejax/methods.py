@@ -27,7 +27,7 @@ from typing import Optional
 import jax
 import numpy as np
 
-from ikejax import dil, folder, image_io, kernelgan, metrics, results, train
+from ikejax import dil, folder, image_io, kernelgan, results, train
 
 METHODS = ("ike", "kernelgan", "issr-dil")
 LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
@@ -130,29 +130,12 @@ def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
       t_start=t_start, label=mcfg.method)
 
 
-def _check_hr(hr: np.ndarray, loaded: image_io.LoadedImage, scale: int, what: str) -> None:
-  h, w = loaded.pixels.shape[:2]
-  try:
-    metrics.match_size(np.empty((scale * h, scale * w, 3), np.uint8), hr, scale)
-  except ValueError as e:
-    raise ValueError(f"{what}: {e}") from None
-
-
 def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed: int,
                hr_path: Optional[str], progress: bool) -> dict:
   """`--image` (or the embedded default image) with a kernel-first method."""
-  hr = None
-  if image_path is None:
-    lr_px, hr, _ = image_io.default_image(mcfg.scale)
-    loaded = image_io.LoadedImage(pixels=lr_px, bit_depth=8, was_gray=False, path=None)
-    stem = "astronaut"
-  else:
-    loaded = image_io.read_image(image_path)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-  if hr_path is not None:
-    hr = image_io.read_image(hr_path).pixels
+  loaded, hr, stem = results.read_inputs(image_path, hr_path, mcfg.scale)
   if hr is not None:
-    _check_hr(hr, loaded, mcfg.scale, f"--hr {hr_path}")
+    results.check_hr(hr, loaded, mcfg.scale, f"--hr {hr_path}")
   outputs = results.output_paths(out_dir, stem, mcfg.scale)
   protect = [p for p in (image_path, hr_path) if p]
   clash = results.overwritten_input(outputs, protect)
@@ -215,7 +198,7 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
           hr = None
           if job.gt is not None:
             hr = image_io.read_image(job.gt).pixels
-            _check_hr(hr, loaded, mcfg.scale, f"ground truth {job.gt}")
+            results.check_hr(hr, loaded, mcfg.scale, f"ground truth {job.gt}")
           record = run_job(mcfg, loaded, seed, job.outputs,
                            protect=[job.path] + ([job.gt] if job.gt else []), hr=hr,
                            info={"image": job.path})

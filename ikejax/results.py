@@ -43,6 +43,38 @@ def overwritten_input(outputs: dict[str, str], inputs: Sequence[str]) -> Optiona
   return None
 
 
+def read_inputs(image_path: Optional[str], hr_path: Optional[str],
+                scale: int) -> tuple[image_io.LoadedImage, Optional[np.ndarray], str]:
+  """A single job's LR image (None: the embedded default job, with its HR), HR and stem.
+
+  Raises:
+    image_io.ImageError: a file is missing, unreadable or not an image.
+  """
+  hr = None
+  if image_path is None:
+    lr_pixels, hr, _ = image_io.default_image(scale)
+    loaded = image_io.LoadedImage(pixels=lr_pixels, bit_depth=8, was_gray=False, path=None)
+    stem = "astronaut"
+  else:
+    loaded = image_io.read_image(image_path)
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+  if hr_path is not None:
+    hr = image_io.read_image(hr_path).pixels
+  return loaded, hr, stem
+
+
+def check_hr(hr: np.ndarray, loaded: image_io.LoadedImage, scale: int, what: str) -> None:
+  """Raises ValueError(`what: reason`) unless `hr` can score the x`scale` SR of `loaded`.
+
+  Checked before training, not after it.
+  """
+  h, w = loaded.pixels.shape[:2]
+  try:
+    metrics.match_size(np.empty((scale * h, scale * w, 3), np.uint8), hr, scale)
+  except ValueError as e:
+    raise ValueError(f"{what}: {e}") from None
+
+
 def is_finished(outputs: dict[str, str]) -> Optional[dict]:
   """The record of a finished job (record and SR exist, record readable), else None."""
   if not (os.path.isfile(outputs["record"]) and os.path.isfile(outputs["sr"])):
