@@ -49,6 +49,10 @@ flags.DEFINE_enum("subnets", None, ["composed", "layers"],
                   "linear subnets as one composed 11x11 conv (fast, default) or layer by layer.")
 flags.DEFINE_enum("u_init", None, ["he", "reference"],
                   "init of U: 'he' (trainable, default) or the official one (U never trains).")
+flags.DEFINE_string("kernel", None, "--method issr-dil: train the L-CNN on this kernel "
+                    "(.npy or .mat with key Kernel) instead of the image statistics' kernels; "
+                    "a folder: each image's own (an ikejax run's <stem>_x<s>_kernel.npy, "
+                    "<stem>.npy/.mat, DIV2KRK's kernel_<n>.mat).")
 flags.DEFINE_string("hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
 flags.DEFINE_bool("progress", True, "show a progress bar.")
 # Folder runs (ikejax/folder.py).
@@ -175,6 +179,8 @@ def main(argv):
     overrides["compose_subnets"] = FLAGS.subnets == "composed"
   if FLAGS.method != "ike":
     return run_method_cli()
+  if FLAGS.kernel is not None:
+    raise UserError("--kernel applies to --method issr-dil only (IKE learns its kernel)")
   if FLAGS.images is not None:
     return run_folder_cli(overrides)
   for flag in ("gt", "coordinator_address", "num_processes", "process_id"):
@@ -201,7 +207,8 @@ def run_method_cli() -> None:
     raise UserError(f"--batch applies to --method ike only ({FLAGS.method} runs one image "
                     "at a time)")
   try:
-    mcfg = methods.get_config(FLAGS.method, FLAGS.config, FLAGS.scale, FLAGS.iters)
+    mcfg = methods.get_config(FLAGS.method, FLAGS.config, FLAGS.scale, FLAGS.iters,
+                              FLAGS.kernel)
   except ValueError as e:
     raise UserError(str(e)) from None
   if FLAGS.images is None:

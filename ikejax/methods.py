@@ -6,7 +6,10 @@
     The non-blind step is ISSR-DIL's because it is the one non-blind upscaler
     in the tool and is kernel-driven as KernelGAN's ZSSR is (ZSSR would add a
     second network trained per image; not implemented).
-  * `issr-dil`: kernels from the image's statistics, the same L-CNN and SR.
+  * `issr-dil`: kernels from the image's statistics, the same L-CNN and SR;
+    or, with `--kernel`, the L-CNN trained on a given kernel: any other
+    method's estimate (an ikejax run folder, so "IKE kernel + ISSR-DIL" is
+    two commands) or the ground truth (the non-blind bound of the L-CNN).
 
 Both write the files of an IKE run (`results.output_paths`: SR, comparison
 picture, loss curves, the estimated kernel as .npy/.mat/.png, the record;
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -37,20 +41,73 @@ LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "central
 
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
-  """A kernel-first method's settings: KernelGAN's (or None) and the L-CNN's."""
+  """A kernel-first method's settings: KernelGAN's (or None), the L-CNN's, and
+  `kernel_from`: a kernel file or folder (`find_kernel`) the L-CNN inverts
+  instead of the statistics' kernels (issr-dil only; None: statistics)."""
   method: str
   scale: int
   kernelgan: Optional[kernelgan.KernelGANConfig]
   dil: dil.DILConfig
+  kernel_from: Optional[str] = None
 
   def asdict(self) -> dict:
-    return {"method": self.method, "scale": self.scale,
-            "kernelgan": dataclasses.asdict(self.kernelgan) if self.kernelgan else None,
-            "dil": dataclasses.asdict(self.dil)}
+    d = {"method": self.method, "scale": self.scale,
+         "kernelgan": dataclasses.asdict(self.kernelgan) if self.kernelgan else None,
+         "dil": dataclasses.asdict(self.dil)}
+    if self.kernel_from is not None:  # only when set: records without it stay resumable
+      d["kernel_from"] = self.kernel_from
+    return d
 
 
-def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None) -> MethodConfig:
+def find_kernel(spec: str, image_path: Optional[str], scale: int) -> str:
+  """The kernel file given by `--kernel spec` for one image.
+
+  A file is used for every image. In a folder, for the image `<stem>.png`, the
+  first that exists of: `<stem>_x<s>_kernel.npy` (an ikejax run's estimate, any
+  method), `<stem>.npy`, `<stem>.mat`, and for DIV2KRK's `im_<n>` its
+  ground-truth `kernel_<n>.mat`.
+
+  Raises:
+    ValueError: one line, naming the files looked for.
+  """
+  if os.path.isfile(spec):
+    return spec
+  if not os.path.isdir(spec):
+    raise ValueError(f"--kernel {spec}: no such file or folder")
+  stem = os.path.splitext(os.path.basename(image_path or "astronaut"))[0]
+  names = [f"{stem}_x{scale}_kernel.npy", f"{stem}.npy", f"{stem}.mat"]
+  m = re.fullmatch(r"im_(\d+)", stem)
+  if m:
+    names.append(f"kernel_{m.group(1)}.mat")
+  for name in names:
+    if os.path.isfile(os.path.join(spec, name)):
+      return os.path.join(spec, name)
+  raise ValueError(f"no kernel for {stem} in {spec} (looked for {', '.join(names)})")
+
+
+def given_kernel(spec: str, image_path: Optional[str], scale: int) -> tuple[np.ndarray, str]:
+  """`find_kernel`'s file, loaded: `([k, k] kernel as stored, path)`.
+
+  Raises:
+    ValueError: one line, for a missing or unreadable file or a kernel without
+      positive taps (the L-CNN inverts a blur: negative taps are clipped).
+  """
+  path = find_kernel(spec, image_path, scale)
+  k = image_io.load_kernel(path)  # ImageError is a ValueError
+  if not np.any(k > 0):
+    raise ValueError(f"kernel {path} has no positive taps; ISSR-DIL inverts a blur")
+  return k, path
+
+
+def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None,
+               kernel_from: Optional[str] = None) -> MethodConfig:
   """Raises ValueError (one line) for an unknown preset, scale or flag combination."""
+  if kernel_from is not None:
+    if method != "issr-dil":
+      raise ValueError("--kernel applies to --method issr-dil only (the L-CNN inverts the "
+                       "given kernel)")
+    if not os.path.exists(kernel_from):
+      raise ValueError(f"--kernel {kernel_from}: no such file or folder")
   if method == "kernelgan":
     if scale not in (2, 4):
       raise ValueError(f"kernelgan estimates x2 kernels (x4 analytically); got --scale {scale}")
@@ -70,14 +127,18 @@ def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None
       raise ValueError(f"unknown issr-dil config {preset!r}; expected one of {sorted(dil.PRESETS)}")
     if scale < 2:
       raise ValueError(f"scale must be >= 2, got {scale}")
-    return MethodConfig(method, scale, None, dil.PRESETS[preset])
+    return MethodConfig(method, scale, None, dil.PRESETS[preset],
+                        kernel_from=os.path.abspath(kernel_from) if kernel_from else None)
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
 def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
             outputs: dict[str, str], *, protect, hr: Optional[np.ndarray], info: dict,
-            progress: bool = False) -> dict:
-  """Trains the method on one image and writes every output; returns the record."""
+            progress: bool = False, kernel_file: Optional[tuple[np.ndarray, str]] = None) -> dict:
+  """Trains the method on one image and writes every output; returns the record.
+
+  `kernel_file`: `given_kernel`'s `(kernel, path)` when `mcfg.kernel_from` is set.
+  """
   t_start = time.perf_counter()
   x = image_io.to_model_range(loaded.pixels, loaded.bit_depth)
   lr01 = (np.asarray(x, np.float64) + 1.0) / 2.0
@@ -108,6 +169,14 @@ def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
     d = dil.fit(k_dil, mcfg.dil, kernels=np_kernels)
     k_info = {"source": "KernelGAN (x4: analytic kernel of the x2 estimate)",
               "raw_x2": res.kernel_x2.tolist()}
+  elif mcfg.kernel_from is not None:
+    given, path = kernel_file
+    np_kernels = np.repeat(dil.centre_kernel(given)[None], mcfg.dil.n_kernels, 0)
+    d = dil.fit(k_dil, mcfg.dil, kernels=np_kernels)
+    est = given  # written back as given, for the record and the kernel scores
+    # IKE's kernels have negative taps; centre_kernel clips them: record how much.
+    clipped = float(np.clip(-given, 0, None).sum() / np.abs(given).sum())
+    k_info = {"source": f"given: {path}", "negative_mass_clipped": clipped}
   else:
     d = dil.fit(k_dil, mcfg.dil, lr01=lr01)
     est = dil.stats_kernel(lr01, mcfg.scale, mcfg.dil)
@@ -137,7 +206,8 @@ def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed
   if hr is not None:
     results.check_hr(hr, loaded, mcfg.scale, f"--hr {hr_path}")
   outputs = results.output_paths(out_dir, stem, mcfg.scale)
-  protect = [p for p in (image_path, hr_path) if p]
+  kfile = given_kernel(mcfg.kernel_from, image_path, mcfg.scale) if mcfg.kernel_from else None
+  protect = [p for p in (image_path, hr_path, kfile and kfile[1]) if p]
   clash = results.overwritten_input(outputs, protect)
   if clash:
     raise ValueError(f"output {clash} would overwrite an input file; choose another --out")
@@ -145,7 +215,7 @@ def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed
   print(f"training {mcfg.method} x{mcfg.scale} on {stem}", file=sys.stderr)
   return run_job(mcfg, loaded, seed, outputs, protect=protect, hr=hr,
                  info={"image": image_path or "embedded default (skimage astronaut, degraded)"},
-                 progress=progress)
+                 progress=progress, kernel_file=kfile)
 
 
 def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: Optional[str],
@@ -168,7 +238,8 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
                      gt=folder.ground_truth(gt_dir, p), row={"image": p, "status": "pending"})
     clash = results.overwritten_input(job.outputs, [p] + ([job.gt] if job.gt else []))
     if clash:
-      raise folder.FolderError(f"output {clash} would overwrite an input file; choose another --out")
+      raise folder.FolderError(f"output {clash} would overwrite an input file; "
+                               "choose another --out")
     jobs.append(job)
     if stem in stems:
       folder._fail(job, f"same file name as {stems[stem]}: its outputs would collide")
@@ -194,17 +265,24 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
       else:
         t0 = time.perf_counter()
         try:
+          kfile = (given_kernel(mcfg.kernel_from, job.path, mcfg.scale)
+                   if mcfg.kernel_from else None)
+          protect = [job.path] + ([job.gt] if job.gt else []) + ([kfile[1]] if kfile else [])
+          clash = results.overwritten_input(job.outputs, protect)
+          if clash:
+            raise ValueError(f"output {clash} would overwrite the input {kfile[1]}; "
+                             "choose another --out")
           loaded = image_io.read_image(job.path)
           hr = None
           if job.gt is not None:
             hr = image_io.read_image(job.gt).pixels
             results.check_hr(hr, loaded, mcfg.scale, f"ground truth {job.gt}")
-          record = run_job(mcfg, loaded, seed, job.outputs,
-                           protect=[job.path] + ([job.gt] if job.gt else []), hr=hr,
-                           info={"image": job.path})
+          record = run_job(mcfg, loaded, seed, job.outputs, protect=protect, hr=hr,
+                           info={"image": job.path}, kernel_file=kfile)
           job.row = folder._row_from_record(job.path, record, "done")
           if gt_dir is not None and job.gt is None:
-            job.row["error"] = f"no ground truth named {os.path.splitext(os.path.basename(job.path))[0]}.* in {gt_dir}"
+            stem = os.path.splitext(os.path.basename(job.path))[0]
+            job.row["error"] = f"no ground truth named {stem}.* in {gt_dir}"
         except (ValueError, OSError, train.NonFiniteLossError) as e:  # ImageError: a ValueError
           folder._fail(job, str(e).splitlines()[0] if str(e) else type(e).__name__,
                        seconds=time.perf_counter() - t0)

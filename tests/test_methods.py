@@ -8,7 +8,9 @@ import sys
 import numpy as np
 from PIL import Image
 
-from ikejax import image_io
+import pytest
+
+from ikejax import degrade, image_io, methods
 
 
 def _run(*args, timeout=300):
@@ -71,7 +73,53 @@ def test_method_flag_errors_are_one_line(tmp_path):
                        (("--method", "issr-dil", "--iters", "5"), "--iters"),
                        (("--method", "kernelgan", "--ablate", "no_inter"), "--method ike only"),
                        (("--method", "issr-dil", "--batch", "2"), "--batch"),
-                       (("--method", "kernelgan", "--config", "fast"), "unknown kernelgan config")):
+                       (("--method", "kernelgan", "--config", "fast"), "unknown kernelgan config"),
+                       (("--kernel", str(tmp_path)), "--method issr-dil only"),
+                       (("--method", "kernelgan", "--kernel", str(tmp_path)), "issr-dil only"),
+                       (("--method", "issr-dil", "--kernel", str(tmp_path / "no.npy")),
+                        "no such file")):
     r = _run(*args, "--out", str(tmp_path))
     assert r.returncode == 2 and needle in r.stderr, (args, r.stderr)
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_find_kernel_naming_rules(tmp_path):
+  (tmp_path / "im_7.npy").write_bytes(b"")
+  (tmp_path / "kernel_7.mat").write_bytes(b"")
+  (tmp_path / "kernel_8.mat").write_bytes(b"")
+  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7.npy")
+  (tmp_path / "im_7_x2_kernel.npy").write_bytes(b"")  # an ikejax run's estimate comes first
+  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7_x2_kernel.npy")
+  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 4).endswith("im_7.npy")
+  assert methods.find_kernel(str(tmp_path), "im_8.png", 2).endswith("kernel_8.mat")  # DIV2KRK
+  one = str(tmp_path / "kernel_8.mat")
+  assert methods.find_kernel(one, "anything.png", 2) == one
+  with pytest.raises(ValueError, match="no kernel for im_9 .*kernel_9.mat"):
+    methods.find_kernel(str(tmp_path), "im_9.png", 2)
+  np.save(tmp_path / "neg.npy", -np.ones((5, 5)))
+  with pytest.raises(ValueError, match="no positive taps"):
+    methods.given_kernel(str(tmp_path / "neg.npy"), "x.png", 2)
+
+
+def test_issr_dil_on_given_kernels_folder_run(tmp_path):
+  lr, kdir = tmp_path / "lr", tmp_path / "kernels"
+  lr.mkdir()
+  kdir.mkdir()
+  for i in range(2):
+    Image.fromarray(_textured(40, 36, i)).save(lr / f"im_{i}.png")
+  k = degrade.gaussian_kernel(13, (2.0, 0.8), 0.4)
+  np.save(kdir / "im_0_x2_kernel.npy", k)  # none for im_1
+  out = tmp_path / "out"
+  r = _run("--method", "issr-dil", "--config", "tiny", "--images", str(lr), "--kernel", str(kdir),
+           "--out", str(out), "--noprogress")
+  assert r.returncode == 1 and "no kernel for im_1" in r.stderr and "Traceback" not in r.stderr
+  record = json.loads((out / "im_0_x2.json").read_text())
+  assert record["kernel"]["source"] == f"given: {kdir / 'im_0_x2_kernel.npy'}"
+  assert record["config"]["kernel_from"] == str(kdir)
+  np.testing.assert_allclose(np.load(out / "im_0_x2_kernel.npy"), k, atol=0)
+  assert np.asarray(Image.open(out / "im_0_x2.png")).shape == (80, 72, 3)
+  # Writing into the kernels' own folder would overwrite the given kernel: refused per image.
+  r = _run("--method", "issr-dil", "--config", "tiny", "--images", str(lr / "im_0.png"),
+           "--kernel", str(kdir), "--out", str(kdir), "--noprogress")
+  assert r.returncode == 1 and "would overwrite the input" in r.stderr
+  np.testing.assert_array_equal(np.load(kdir / "im_0_x2_kernel.npy"), k)
