@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
-
 import pytest
+from PIL import Image
 
 from ikejax import degrade, image_io, methods
 
