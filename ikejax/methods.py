@@ -132,6 +132,11 @@ def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
+def _dil_on_kernel(key: jax.Array, cfg: dil.DILConfig, k: np.ndarray) -> dil.DILResult:
+  """The L-CNN trained to invert one estimated kernel (re-centred), repeated to fill its batch."""
+  return dil.fit(key, cfg, kernels=np.repeat(dil.centre_kernel(k)[None], cfg.n_kernels, 0))
+
+
 def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
             outputs: dict[str, str], *, protect, hr: Optional[np.ndarray], info: dict,
             progress: bool = False, kernel_file: Optional[tuple[np.ndarray, str]] = None) -> dict:
@@ -165,14 +170,12 @@ def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
     history = res.history
     timings.update(kernelgan_compile_s=res.compile_seconds, kernelgan_train_s=res.train_seconds,
                    s_per_iter=res.train_seconds / mcfg.kernelgan.iters)
-    np_kernels = np.repeat(dil.centre_kernel(est)[None], mcfg.dil.n_kernels, 0)
-    d = dil.fit(k_dil, mcfg.dil, kernels=np_kernels)
+    d = _dil_on_kernel(k_dil, mcfg.dil, est)
     k_info = {"source": "KernelGAN (x4: analytic kernel of the x2 estimate)",
               "raw_x2": res.kernel_x2.tolist()}
   elif mcfg.kernel_from is not None:
     given, path = kernel_file
-    np_kernels = np.repeat(dil.centre_kernel(given)[None], mcfg.dil.n_kernels, 0)
-    d = dil.fit(k_dil, mcfg.dil, kernels=np_kernels)
+    d = _dil_on_kernel(k_dil, mcfg.dil, given)
     est = given  # written back as given, for the record and the kernel scores
     # IKE's kernels have negative taps; centre_kernel clips them: record how much.
     clipped = float(np.clip(-given, 0, None).sum() / np.abs(given).sum())
