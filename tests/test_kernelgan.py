@@ -80,14 +80,19 @@ def _axis_variances(k):
 
 def test_recovers_the_orientation_of_a_known_gaussian():
   """Known-kernel recovery: an anisotropic Gaussian (sigma 2.2 x 0.6 px) along the columns,
-  then along the rows; the estimate's larger spread follows the blur's axis.
+  then along the rows; the estimate's column/row spread ratio is larger for the first.
 
-  The embedded photo blurred and subsampled x2, the paper config at 1000
-  iterations. Measured 2026-11-22 (variances rows / cols): truth 0.35 / 4.7, estimate
-  1.06 / 2.43; truth 4.7 / 0.35, estimate 2.19 / 1.84. KernelGAN pulls the size of every
-  estimate towards ~1.3 px (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic
-  truth at 3000 iterations on a sharp synthetic image; the official code reports 1.70 /
-  1.31 px for DIV2KRK image 2's 1.08 / 0.96), so size alone is not a reliable test.
+  The embedded photo blurred and subsampled x2, the paper config at 1000 iterations.
+  Measured (col/row variance ratio of the estimate, truth 13.4 and 0.07): 2026-11-22 on an
+  AVX-512 box 2.29 and 0.84; 2026-11-29 on an AVX2 box, in this suite 0.60 and 0.17, and
+  outside it seeds 0, 1, 2: 1.78 / 0.74, 1.47 / 0.73, 4.73 / 2.48. So each estimate carries a
+  large anisotropy of its own that changes with the seed and the machine's float rounding
+  (a GAN trained on one image), and only the difference follows the blur's axis: the
+  orientation pair moves the ratio by 1.9-3.5x in every run (a transposed estimate would
+  move it below 1x, a blur-blind one leave it near 1x). KernelGAN also pulls the size of every estimate towards ~1.3 px
+  (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic truth at 3000 iterations on a
+  sharp synthetic image; the official code reports 1.70 / 1.31 px for DIV2KRK image 2's
+  1.08 / 0.96), so size alone is not a reliable test either.
   """
   _, hr, _ = image_io.default_image(2)
   cfg = kg.PRESETS["paper"].replace(iters=1000, log_every=1000)
@@ -98,7 +103,6 @@ def test_recovers_the_orientation_of_a_known_gaussian():
     ratio = _orientation_ratios(hr, cfg)
   finally:
     jax.config.update("jax_disable_most_optimizations", optimise)
-  assert ratio[0.0] > 1.0 > ratio[np.pi / 2], ratio
   assert ratio[0.0] > 1.5 * ratio[np.pi / 2], ratio
 
 
