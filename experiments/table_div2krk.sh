@@ -9,7 +9,8 @@ D=${DATA:-../shared/data}/DIV2KRK
 OUT=${1:-results/table_div2krk}
 ITERS=${2:-3000}
 BATCH=${3:-2}
-SCALES=${4:-2 4}                    # space-separated parts of the table, e.g. "2" "reference"
+# SCALES, PRESETS (space-separated) pick a part of the table, e.g. "2" "reference".
+SCALES=${4:-2 4}
 PRESETS=${5:-paper reference}
 for s in $SCALES; do
   runs=()

@@ -89,10 +89,10 @@ def test_recovers_the_orientation_of_a_known_gaussian():
   large anisotropy of its own that changes with the seed and the machine's float rounding
   (a GAN trained on one image), and only the difference follows the blur's axis: the
   orientation pair moves the ratio by 1.9-3.5x in every run (a transposed estimate would
-  move it below 1x, a blur-blind one leave it near 1x). KernelGAN also pulls the size of every estimate towards ~1.3 px
-  (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic truth at 3000 iterations on a
-  sharp synthetic image; the official code reports 1.70 / 1.31 px for DIV2KRK image 2's
-  1.08 / 0.96), so size alone is not a reliable test either.
+  move it below 1x, a blur-blind one leave it near 1x). KernelGAN also pulls the size of
+  every estimate towards ~1.3 px (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic
+  truth at 3000 iterations on a sharp synthetic image; the official code reports 1.70 /
+  1.31 px for DIV2KRK image 2's 1.08 / 0.96), so size alone is not a reliable test either.
   """
   _, hr, _ = image_io.default_image(2)
   cfg = kg.PRESETS["paper"].replace(iters=1000, log_every=1000)
