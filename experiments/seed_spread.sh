@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Run-to-run spread of one preset on one image: the same command with seeds 0..N-1, then
 # the Y-PSNR/SSIM of each (what "same quality" can mean for a GAN trained on one image).
-#   bash experiments/seed_spread.sh [PRESET] [IMAGE_NUMBER] [SEEDS]
+#   bash experiments/seed_spread.sh [PRESET] [IMAGE_NUMBER] [SEEDS] [ITERS]
+# ITERS (optional) overrides the preset's iteration count, scaling its schedules.
 set -euo pipefail
 D=${DATA:-../shared/data}/DIV2KRK
 PRESET=${1:-fast}
 IM=${2:-2}
 SEEDS=${3:-3}
-OUT=results/seed_spread/${PRESET}_im_${IM}
+ITERS=${4:-}
+OUT=results/seed_spread/${PRESET}${ITERS:+_$ITERS}_im_${IM}
 for ((seed = 0; seed < SEEDS; seed++)); do
   if [ ! -f "$OUT/seed_$seed/im_${IM}_x2.json" ]; then
     python -m ikejax.main --image "$D/lr_x2/im_$IM.png" --hr "$D/gt/im_$IM.png" --scale 2 \
-      --config "$PRESET" --seed "$seed" --out "$OUT/seed_$seed" --noprogress
+      --config "$PRESET" ${ITERS:+--iters "$ITERS"} --seed "$seed" --out "$OUT/seed_$seed" --noprogress
   fi
 done
 python - "$OUT" "$SEEDS" "$IM" <<'PY'

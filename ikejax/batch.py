@@ -118,10 +118,9 @@ def make_batched_step(cfg: IKEConfig, mesh: Mesh) -> Callable:
   return jax.jit(fn, donate_argnums=0)
 
 
-@functools.partial(jax.jit, static_argnames="cfg")
 def init_states(keys: jax.Array, *, cfg: IKEConfig) -> train.IKEState:
-  """`[B]` keys -> the `[B, ...]` stacked `train.create_state` of each key."""
-  return jax.vmap(lambda k: train.create_state(k, cfg))(keys)
+  """`[B]` keys -> the `[B, ...]` stacked `train.init_state` of each key; traceable."""
+  return jax.vmap(lambda k: train.init_state(k, cfg))(keys)
 
 
 @dataclasses.dataclass
@@ -239,7 +238,7 @@ def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.A
   sharding = NamedSharding(mesh, P(AXIS))
   inputs = prepare(images, cfg, keys, slots, pad_to)
   if state is None:
-    state = init_states(inputs.init_keys, cfg=cfg)
+    state = train.run_once(init_states, inputs.init_keys, cfg=cfg)
   state = jax.device_put(state, sharding)
   args = jax.device_put((inputs.images, inputs.p_g, inputs.p_d, inputs.step_keys,
                          inputs.active), sharding)

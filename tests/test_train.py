@@ -57,6 +57,19 @@ def test_adapt_crop():
   assert train.adapt_crop(configs.get_config("paper", scale=3), 500, 500)[0].crop == 126
 
 
+def _poly(x, *, n):
+  return jnp.sum(jnp.stack([x ** i for i in range(n)]), axis=0)
+
+
+def test_run_once_is_jit_compiled_once_per_shape():
+  x = jnp.linspace(-1.0, 1.0, 7)
+  hits = train._compile_run_once.cache_info().hits
+  np.testing.assert_allclose(train.run_once(_poly, x, n=3), 1 + x + x * x, rtol=1e-6)
+  np.testing.assert_allclose(train.run_once(_poly, 2 * x, n=3), 1 + 2 * x + 4 * x * x, rtol=1e-6)
+  assert train._compile_run_once.cache_info().hits == hits + 1
+  assert train.run_once(_poly, x[:3], n=2).shape == (3,)  # another shape: another program.
+
+
 def _tiny_inputs(scale=2, size=40, seed=0):
   cfg, _ = train.adapt_crop(configs.get_config("tiny", scale=scale, iters=6), size, size)
   rng = np.random.RandomState(seed)
@@ -95,7 +108,7 @@ def test_fit_is_deterministic_and_inference_shapes():
 
 
 def test_non_finite_loss_names_the_iteration():
-  cfg, img, _, _ = _tiny_inputs()
+  cfg, img, _, _ = _tiny_inputs(scale=2, size=36)  # the fit test's shapes: no new compile.
   bad = np.asarray(img).copy()
   bad[:] = np.nan
   with pytest.raises(train.NonFiniteLossError, match="iteration 1"):
