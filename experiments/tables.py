@@ -9,7 +9,8 @@ one per image (Y-PSNR / SSIM of bicubic, then of each run), then the mean over t
 every run finished, per run the number of images where it beats bicubic in PSNR, and the
 median seconds per image (the upper median for an even count; a batched IKE image counts
 its share of the batch). A missing or failed image shows its status instead of scores.
-Pictures: each run's folder already holds `<stem>_x<s>_compare.png` (LR | bicubic | ikejax | HR) per image.
+Pictures: each run's folder already holds `<stem>_x<s>_compare.png` (LR | bicubic | ikejax |
+HR) per image.
 """
 
 from __future__ import annotations
