@@ -1,6 +1,6 @@
 """Degradations for evaluation: DIV2KRK-style random kernels and the paper's nonlinear set.
 
-  python -m ikejax.degrade --hr HR.png|HR_DIR --scale 2|3|4 --kind K --seed N --out DIR
+  python -m ikejax.degrade --hr HR.png|HR_DIR --scale 2|3|4 --kind K --seed N --out DIR [--grid G]
 
 K is one of:
   * `div2krk`: DIV2KRK's recipe (KernelGAN's BSD100RK generator, reference.md Sec. 6): an
@@ -21,10 +21,16 @@ K is one of:
     in [0, 1]), sigma_spatial ~ U(1, 3) px, scikit-image's default window.
   * `diffusion`: Perona-Malik anisotropic diffusion (exponential conductance), kappa ~
     U(15, 40) (8-bit units), 5..15 iterations (uniform), step 0.2, per channel.
-Each nonlinear kind is followed by plain subsampling `[::s, ::s]` (the paper's set has no
-published generator; this is reference.md's stated assumption). HR images are first cropped
-at the bottom/right to a multiple of s, so LR is exactly HR / s. All randomness comes from
-`numpy.random.default_rng(seed)`; the values drawn go to `params/<stem>.json` (`write`).
+Each nonlinear kind is followed by subsampling on one of two grids G (`GRIDS`; the paper's set
+has no published generator): `corner` (the default and the README tables' setting, reference.md's
+stated assumption) keeps `[::s, ::s]`, so LR pixel i sits on HR pixel s*i, (s-1)/2 HR px off
+the half-pixel grid that bicubic (MATLAB `imresize`) and the `paper` preset's residual assume;
+`centre` samples HR position s*i + (s-1)/2 bilinearly, as `cv2.resize(INTER_LINEAR)` does at an
+integer factor (the default that IKE's own test tooling probably got, as it passes its
+interpolation in the `dst` slot, reference.md Sec. 6): the centre pixel at x3, the mean of
+the central 2x2 at x2 and x4. HR images are first cropped at the bottom/right to a multiple
+of s, so LR is exactly HR / s. All randomness comes from `numpy.random.default_rng(seed)`;
+the values drawn go to `params/<stem>.json` (`write`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 import scipy.ndimage
 
 KINDS = ("div2krk", "random", "median", "bilateral", "diffusion")
+GRIDS = ("corner", "centre")
 
 
 def kernel_shift(kernel: np.ndarray, scale: int) -> np.ndarray:
@@ -158,14 +165,33 @@ class Degraded:
   params: dict
 
 
-def degrade(hr: np.ndarray, scale: int, kind: str, seed: int) -> Degraded:
+def subsample(y: np.ndarray, scale: int, grid: str = "corner") -> np.ndarray:
+  """`[H, W, C] -> [H/s, W/s, C]` (H, W multiples of s) on the grid `grid` (module docstring)."""
+  if grid == "corner":
+    return y[::scale, ::scale]
+  lo, hi = (scale - 1) // 2, scale // 2  # the HR pixels either side of s*i + (s-1)/2
+  y = 0.5 * (y[lo::scale] + y[hi::scale])
+  return 0.5 * (y[:, lo::scale] + y[:, hi::scale])
+
+
+def degrade(hr: np.ndarray, scale: int, kind: str, seed: int,
+            grid: str = "corner") -> Degraded:
   """Degrades a uint8 `[H, W, 3]` HR image (see the module docstring for each kind).
 
+  `grid` picks where the nonlinear kinds subsample; the kernel kinds are centred by their
+  kernel shift and take only `corner`.
+
   Raises:
-    ValueError: for an unknown kind or scale, or an image smaller than 2 * scale px.
+    ValueError: for an unknown kind, grid or scale, `centre` with a kernel kind, or an image
+      smaller than 2 * scale px.
   """
   if kind not in KINDS:
     raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(KINDS)}")
+  if grid not in GRIDS:
+    raise ValueError(f"unknown grid {grid!r}; expected one of {', '.join(GRIDS)}")
+  if grid != "corner" and kind in ("div2krk", "random"):
+    raise ValueError(f"--grid {grid} applies to median, bilateral and diffusion; {kind} is "
+                     "already centred by its kernel shift")
   if scale not in (2, 3, 4):
     raise ValueError(f"unsupported scale {scale}; expected 2, 3 or 4")
   h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
@@ -203,7 +229,8 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int) -> Degraded:
       iters, kappa = int(rng.integers(5, 16)), float(rng.uniform(15.0, 40.0))
       params.update(iterations=iters, kappa=kappa, step=0.2)
       y = perona_malik(x, iters, kappa)
-    out = y[::scale, ::scale]
+    params["grid"] = grid
+    out = subsample(y, scale, grid)
   lr = np.clip(np.rint(out), 0, 255).astype(np.uint8)
   return Degraded(lr=lr, hr=hr, kernel=kernel, params=params)
 
@@ -248,6 +275,9 @@ def _define_flags() -> None:
   flags.DEFINE_enum("kind", None, list(KINDS), "degradation.")
   flags.DEFINE_integer("seed", 0, "seed of the first image; image i of a folder uses seed + i.")
   flags.DEFINE_string("out", None, "output folder (lr/, hr/, params/, kernels/).")
+  flags.DEFINE_enum("grid", "corner", list(GRIDS),
+                    "where median, bilateral and diffusion subsample: corner = [::s], centre "
+                    "= HR position s*i + (s-1)/2, bilinear (cv2 INTER_LINEAR).")
   flags.mark_flags_as_required(["hr", "kind", "out"])
 
 
@@ -265,7 +295,8 @@ def main(argv: Sequence[str]) -> int:
     paths = list_images(fl.hr) if os.path.isdir(fl.hr) else [fl.hr]
     for i, path in enumerate(paths):
       stem = os.path.splitext(os.path.basename(path))[0]
-      result = degrade(image_io.read_image(path).pixels, fl.scale, fl.kind, fl.seed + i)
+      result = degrade(image_io.read_image(path).pixels, fl.scale, fl.kind, fl.seed + i,
+                       fl.grid)
       result.params["hr_file"] = path
       written = write(result, fl.out, stem, protect=paths)
       print(f"wrote {written['lr']} {result.lr.shape[1]}x{result.lr.shape[0]}")

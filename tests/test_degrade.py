@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from ikejax import degrade, image_io
+from ikejax import degrade, image_io, ops
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "DIV2KRK")
 needs_data = pytest.mark.skipif(not os.path.isdir(DATA),
@@ -83,11 +83,41 @@ def test_every_kind_is_seeded_and_sized(kind, scale):
     assert a.kernel is None
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_centre_grid_is_bilinear_at_half_pixel_centres(scale):
+  from skimage.transform import resize
+  y = np.random.default_rng(scale).uniform(0, 255, (6 * scale, 5 * scale, 3))
+  np.testing.assert_array_equal(degrade.subsample(y, scale), y[::scale, ::scale])
+  # scikit-image's bilinear resize samples (i + 0.5) * s - 0.5, as cv2 INTER_LINEAR does.
+  want = resize(y, (6, 5), order=1, anti_aliasing=False, mode="edge")
+  np.testing.assert_allclose(degrade.subsample(y, scale, "centre"), want, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_centre_grid_lines_the_lr_up_with_bicubic_and_corner_does_not(scale):
+  # A median filter keeps a ramp; MATLAB-style bicubic reproduces a ramp from LR samples on
+  # its own half-pixel grid, so only the `centre` LR upscales back onto the HR.
+  yy, xx = np.mgrid[:48, :48]
+  hr = np.repeat((2 * xx + 3 * yy)[..., None], 3, -1).astype(np.uint8)
+  inner = (slice(12, -12), slice(12, -12))
+  for grid, off in (("centre", 0.0), ("corner", (scale - 1) / 2 * 5)):
+    d = degrade.degrade(hr, scale, "median", seed=0, grid=grid)
+    assert d.params["grid"] == grid
+    up = np.asarray(ops.imresize(d.lr.astype(np.float64), scale, "matlab"))[..., 0]
+    err = (hr[..., 0].astype(np.float64) - up)[inner]
+    np.testing.assert_allclose(err.mean(), off, atol=0.5)
+    assert np.abs(err - off).max() <= 1.0
+
+
 def test_unknown_kind_and_tiny_image_are_refused():
   with pytest.raises(ValueError, match="unknown degradation"):
     degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "jpeg", 0)
   with pytest.raises(ValueError, match="too small"):
     degrade.degrade(np.zeros((5, 20, 3), np.uint8), 4, "median", 0)
+  with pytest.raises(ValueError, match="unknown grid"):
+    degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "median", 0, grid="middle")
+  with pytest.raises(ValueError, match="already centred"):
+    degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "random", 0, grid="centre")
 
 
 def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
@@ -112,3 +142,29 @@ def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
   r = subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(tmp_path / "no.png"),
                       "--kind", "median", "--out", str(out)], capture_output=True, text=True)
   assert r.returncode == 2 and r.stderr.startswith("error: image file not found")
+
+
+def test_grid_offset_script_finds_the_corner_grid_offset(tmp_path):
+  # A run whose "ikejax" output is bicubic itself: both columns must agree, and on a smooth
+  # median-filtered image the -(s-1)/2 px shift must raise the corner grid's score.
+  import importlib.util
+  from PIL import Image
+  spec = importlib.util.spec_from_file_location(
+      "grid_offset", os.path.join(os.path.dirname(__file__), "..", "experiments", "grid_offset.py"))
+  grid_offset = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(grid_offset)
+  rng = np.random.default_rng(0)
+  hr = np.clip(scipy.ndimage.gaussian_filter(rng.uniform(0, 255, (64, 64, 3)), (3, 3, 0)) * 4
+               - 384, 0, 255).astype(np.uint8)
+  d = degrade.degrade(hr, 4, "median", seed=0)
+  name = "T-median-x4"
+  for sub, img in (("data/" + name + "/lr", d.lr), ("data/" + name + "/hr", d.hr)):
+    os.makedirs(tmp_path / sub)
+    Image.fromarray(img).save(tmp_path / sub / "a.png")
+  os.makedirs(tmp_path / "runs" / name)
+  bic = np.clip(np.rint(np.asarray(ops.imresize(d.lr.astype(np.float64), 4, "matlab"))), 0, 255)
+  Image.fromarray(bic.astype(np.uint8)).save(tmp_path / "runs" / name / "a_x4.png")
+  cells = grid_offset.run_row(str(tmp_path), name).strip("| ").split(" | ")
+  assert cells[:2] == [name, "1"] and cells[2] == cells[4] and cells[3] == cells[5]
+  assert float(cells[3].split()[0]) > float(cells[2]) + 1.0
+  assert grid_offset.run_row(str(tmp_path), "T-median-x2") is None
