@@ -21,13 +21,12 @@ import sys
 
 import numpy as np
 import scipy.ndimage
-from PIL import Image
 
-from ikejax import metrics, ops
+from ikejax import image_io, metrics, ops
 
 
 def _load(path: str) -> np.ndarray:
-  return np.asarray(Image.open(path).convert("RGB")).astype(np.float64)
+  return image_io.read_image(path).pixels.astype(np.float64)
 
 
 def _shift(img: np.ndarray, d: float) -> np.ndarray:
