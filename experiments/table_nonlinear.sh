@@ -5,7 +5,8 @@
 #   bash experiments/table_nonlinear.sh [OUT] [ITERS] [BATCH] [SEED] [SETS] [SCALES] [KINDS]
 # The degraded sets are regenerated identically from SEED (image i of a set uses SEED + i).
 # SETS, SCALES, KINDS (space-separated) pick a part of the table, e.g. "Set5" "2" "bilateral
-# random"; README "Kernels and other methods" says which parts were run.
+# random"; `taps` (i.i.d. random taps, not in the default list) runs the same way. README
+# "Kernels and other methods" says which parts were run.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${1:-results/table_nonlinear}

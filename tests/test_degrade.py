@@ -76,11 +76,32 @@ def test_every_kind_is_seeded_and_sized(kind, scale):
   assert a.hr.shape == (50 // scale * scale, 45 // scale * scale, 3)
   np.testing.assert_array_equal(a.lr, b.lr)
   assert a.params == b.params and a.params != c.params
-  if kind in ("div2krk", "random"):
+  if kind in degrade.KERNEL_KINDS:
     assert a.kernel.shape == ((11, 11) if scale == 2 else (31, 31))
     assert a.kernel.sum() == pytest.approx(1.0)
   else:
     assert a.kernel is None
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_taps_kind_is_a_block_of_iid_taps_applied_as_div2krk(scale):
+  hr = np.random.default_rng(0).integers(0, 256, (48, 36, 3)).astype(np.uint8)
+  sizes = set()
+  for seed in range(8):
+    d = degrade.degrade(hr, scale, "taps", seed)
+    t = d.params["taps"]
+    sizes.add(t)
+    k2, _ = degrade.random_taps_kernel(np.random.default_rng(seed))
+    lo = (11 - t) // 2
+    block = k2[lo:lo + t, lo:lo + t]
+    # Nonzero only in the central t x t block, taps spread as U(0, 1) draws would be.
+    assert t in (3, 5, 7) and np.count_nonzero(k2) == t * t and block.min() > 0
+    assert block.max() / block.min() > 1.5 and k2.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(d.kernel, degrade.analytic_kernel(k2) if scale == 4 else k2)
+    want = np.clip(np.rint(degrade.blur_subsample(hr.astype(np.float64), d.kernel, scale)),
+                   0, 255)
+    np.testing.assert_array_equal(d.lr, want)
+  assert len(sizes) > 1
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -118,6 +139,8 @@ def test_unknown_kind_and_tiny_image_are_refused():
     degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "median", 0, grid="middle")
   with pytest.raises(ValueError, match="already centred"):
     degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "random", 0, grid="centre")
+  with pytest.raises(ValueError, match="already centred"):
+    degrade.degrade(np.zeros((20, 20, 3), np.uint8), 2, "taps", 0, grid="centre")
 
 
 def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
