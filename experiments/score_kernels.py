@@ -1,7 +1,11 @@
-"""Scores estimated kernels against DIV2KRK's ground truth (Markdown and CSV table).
+"""Scores estimated kernels against the ground truth (Markdown and CSV table).
 
   python experiments/score_kernels.py --run ike=results/t2/x2-paper --run kernelgan=results/kg/x2 \
       --scale 2 [--data ../shared/data/DIV2KRK] --out results/kernels_x2
+
+`--data` is DIV2KRK's layout (`gt/`, `lr_x<s>/`, `gt_k_x<s>/kernel_<n>.mat`) or a folder
+written by `python -m ikejax.degrade` with a kernel kind (`hr/`, `lr/`, `kernels/<stem>.npy`,
+centred kernels as DIV2KRK stores them), e.g. the `random` and `taps` sets.
 
 Each `--run NAME=DIR` is an output folder holding `<stem>_x<s>_kernel.npy` files (written
 by every ikejax run). Per image and method (`ikejax.kernel.compare_kernels` and
@@ -22,23 +26,40 @@ import numpy as np
 from ikejax import degrade, image_io, kernel
 
 
+def cases(data: str, s: int):
+  """The image stems under `data` and `load(stem) -> (centred truth kernel, HR, LR)`."""
+  if os.path.isdir(os.path.join(data, "kernels")):  # written by ikejax.degrade
+    lr_dir = os.path.join(data, "lr")
+    load = lambda n: (np.load(os.path.join(data, "kernels", f"{n}.npy")),
+                      image_io.read_image(os.path.join(data, "hr", f"{n}.png")).pixels,
+                      image_io.read_image(os.path.join(lr_dir, f"{n}.png")).pixels)
+    order = str
+  else:  # DIV2KRK
+    lr_dir = os.path.join(data, f"lr_x{s}")
+    load = lambda n: (image_io.load_kernel(os.path.join(data, f"gt_k_x{s}",
+                                                        f"kernel_{n.split('_')[1]}.mat")),
+                      image_io.read_image(os.path.join(data, "gt", f"{n}.png")).pixels,
+                      image_io.read_image(os.path.join(lr_dir, f"{n}.png")).pixels)
+    order = lambda n: int(n.split("_")[1])
+  if not os.path.isdir(lr_dir):
+    raise SystemExit(f"score_kernels: no {lr_dir} (need DIV2KRK's layout or ikejax.degrade's)")
+  names = sorted((f[:-4] for f in os.listdir(lr_dir) if f.endswith(".png")), key=order)
+  return names, load
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--run", action="append", required=True, help="NAME=DIR")
-  p.add_argument("--scale", type=int, required=True, choices=(2, 4))
+  p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
   p.add_argument("--data", default="../shared/data/DIV2KRK")
   p.add_argument("--out", required=True, help="output path without extension")
   a = p.parse_args()
   runs = dict(r.split("=", 1) for r in a.run)
   s = a.scale
-  names = sorted((f[:-4] for f in os.listdir(os.path.join(a.data, f"lr_x{s}"))
-                  if f.endswith(".png")), key=lambda n: int(n.split("_")[1]))
+  names, load = cases(a.data, s)
   rows = []
   for name in names:
-    n = name.split("_")[1]
-    truth = image_io.load_kernel(os.path.join(a.data, f"gt_k_x{s}", f"kernel_{n}.mat"))
-    hr = image_io.read_image(os.path.join(a.data, "gt", f"{name}.png")).pixels
-    lr = image_io.read_image(os.path.join(a.data, f"lr_x{s}", f"{name}.png")).pixels
+    truth, hr, lr = load(name)
     gt_sig = kernel.moments(truth)["sigmas"]
     rows.append({"image": name, "method": "truth", "l1": 0.0, "kernel_psnr": None,
                  "sigmas": f"{gt_sig[0]:.2f}/{gt_sig[1]:.2f}", "shift": "",
@@ -64,7 +85,7 @@ def main() -> None:
     w = csv.DictWriter(f, fieldnames=keys)
     w.writeheader()
     w.writerows([{k: fmt(r.get(k)) for k in keys} for r in rows])
-  lines = [f"**Kernel estimates vs DIV2KRK ground truth, x{s}** (L1 and kernel PSNR after "
+  lines = [f"**Kernel estimates vs the ground truth of {a.data}, x{s}** (L1 and kernel PSNR after "
            "integer alignment; sigmas in px; LR PSNR: the LR regenerated from HR with the "
            "kernel vs the stored LR, dB)", "",
            "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

@@ -191,3 +191,36 @@ def test_grid_offset_script_finds_the_corner_grid_offset(tmp_path):
   assert cells[:2] == [name, "1"] and cells[2] == cells[4] and cells[3] == cells[5]
   assert float(cells[3].split()[0]) > float(cells[2]) + 1.0
   assert grid_offset.run_row(str(tmp_path), "T-median-x2") is None
+
+
+def test_score_kernels_reads_a_degraded_folder(tmp_path):
+  import csv
+  import subprocess
+  import sys
+
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  hr = np.clip(scipy.ndimage.gaussian_filter(rng.uniform(0, 255, (80, 72, 3)), (2, 2, 0)) * 3
+               - 256, 0, 255).astype(np.uint8)
+  src = tmp_path / "src"
+  src.mkdir()
+  Image.fromarray(hr).save(src / "a.png")
+  data, run = tmp_path / "deg", tmp_path / "run"
+  subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(src), "--scale", "2",
+                  "--kind", "taps", "--seed", "1", "--out", str(data)], check=True,
+                 capture_output=True)
+  truth = np.load(data / "kernels" / "a.npy")
+  run.mkdir()
+  # A perfect estimate, in the operator-window convention runs write.
+  np.save(run / "a_x2_kernel.npy", degrade.kernel_shift(truth, 2))
+  out = tmp_path / "k"
+  script = os.path.join(os.path.dirname(__file__), "..", "experiments", "score_kernels.py")
+  subprocess.run([sys.executable, script, "--run", f"perfect={run}", "--scale", "2", "--data",
+                  str(data), "--out", str(out)], check=True, capture_output=True)
+  with open(f"{out}.csv", newline="") as f:
+    rows = {r["method"]: r for r in csv.DictReader(f)}
+  assert set(rows) == {"truth", "perfect"}
+  assert float(rows["perfect"]["l1"]) < 1e-6 and rows["perfect"]["shift"] == "0,0"
+  # The truth regenerates its own LR up to the rounding of the stored uint8.
+  assert float(rows["truth"]["lr_psnr"]) > 50
+  assert rows["perfect"]["lr_psnr"] == rows["truth"]["lr_psnr"]
