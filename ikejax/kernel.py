@@ -187,13 +187,14 @@ def regenerated_lr_psnr(hr: np.ndarray, lr: np.ndarray, kernel: np.ndarray, scal
   reach ~51 dB this way (experiments/regenerate_div2krk.py). `border` px are
   ignored (boundary handling is not part of a kernel). The kernel is used as
   given, not renormalised (DIV2KRK's shifted kernels lose up to 0.9% mass and
-  its LR files keep that loss).
+  its LR files keep that loss). `inf` when the LR is reproduced exactly.
   """
   est = np.clip(np.rint(apply_kernel(hr, kernel, scale)), 0, 255)
   h, w = min(est.shape[0], lr.shape[0]), min(est.shape[1], lr.shape[1])
   d = est[border:h - border, border:w - border] - np.asarray(lr, np.float64)[border:h - border,
                                                                            border:w - border]
-  return float(10 * np.log10(255.0 ** 2 / max(np.mean(d ** 2), 1e-30)))
+  mse = float(np.mean(d ** 2))
+  return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
 def kernel_paths(base: str) -> dict[str, str]:
