@@ -9,8 +9,8 @@ LR pixel i sits on HR pixel s*i; bicubic (MATLAB's half-pixel convention) and th
 preset's residual put it at s*i + (s-1)/2. This script shifts each output by -(s-1)/2 HR px
 (cubic spline, edge-nearest, then rounded to 8 bit) and scores Y-PSNR again with
 `ikejax.metrics.psnr_y`, for bicubic and for ikejax, printing one Markdown row per run (means
-over the images the run finished). The `random` kind is centred by its kernel shift, so there
-the shift is a control: it must lower both scores.
+over the images the run finished). The kernel kinds (`random`, `taps`) are centred by their
+kernel shift, so there the shift is a control: it must lower both scores.
 """
 
 from __future__ import annotations
