@@ -223,21 +223,17 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int,
   params = {"kind": kind, "scale": scale, "seed": seed}
   kernel = None
   x = hr.astype(np.float64)
-  if kind == "taps":
-    kernel, drawn = random_taps_kernel(rng)
-    if scale == 4:
-      kernel = analytic_kernel(kernel)
-    params.update(drawn)
-    out = blur_subsample(x, kernel, scale)
-  elif kind in ("div2krk", "random"):
-    spread, noise = ((0.35, 5.0), 0.25) if kind == "div2krk" else ((0.2, 8.0), 0.4)
-    if scale == 3:  # No DIV2KRK x3 exists: the same family, 17 px, 1.5x the x2 spread.
-      kernel, drawn = random_kernel(rng, size=17, variance_range=(2.25 * spread[0],
-                                                                  2.25 * spread[1]), noise=noise)
+  if kind in KERNEL_KINDS:
+    if kind == "taps":
+      kernel, drawn = random_taps_kernel(rng)
     else:
-      kernel, drawn = random_kernel(rng, variance_range=spread, noise=noise)
-      if scale == 4:
-        kernel = analytic_kernel(kernel)
+      spread, noise = ((0.35, 5.0), 0.25) if kind == "div2krk" else ((0.2, 8.0), 0.4)
+      if scale == 3:  # No DIV2KRK x3 exists: the same family, 17 px, 1.5x the x2 spread.
+        spread = (2.25 * spread[0], 2.25 * spread[1])
+      kernel, drawn = random_kernel(rng, size=17 if scale == 3 else 11,
+                                    variance_range=spread, noise=noise)
+    if scale == 4:  # DIV2KRK's x4 kernels: the analytic kernel of an x2 one.
+      kernel = analytic_kernel(kernel)
     params.update(drawn)
     out = blur_subsample(x, kernel, scale)
   else:
