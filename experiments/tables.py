@@ -26,7 +26,8 @@ def load(run_dirs: str) -> dict[str, dict]:
   """image file name -> manifest row, over every manifest (all processes) of the folders.
 
   `run_dirs` is one folder or several, comma-separated (e.g. Set5 and Set14 runs of one
-  method); an image name found twice keeps the later folder's row.
+  method, or a run and its `experiments/records.py` folder); an image name found twice keeps
+  the later folder's row, unless only the earlier one is finished.
   """
   rows = {}
   for run_dir in run_dirs.split(","):
@@ -36,12 +37,19 @@ def load(run_dirs: str) -> dict[str, dict]:
     for path in paths:
       with open(path, encoding="utf-8") as f:
         for row in json.load(f)["images"]:
-          rows[os.path.basename(row["image"])] = row
+          name = os.path.basename(row["image"])
+          if _finished(rows.get(name)) and not _finished(row):
+            continue
+          rows[name] = row
   return rows
 
 
+def _finished(row) -> bool:
+  return bool(row) and row.get("status") in ("done", "done earlier")
+
+
 def _score(row) -> str:
-  if not row or row.get("status") not in ("done", "done earlier"):
+  if not _finished(row):
     return (row or {}).get("status", "missing")
   if row.get("psnr_y") is None:
     return "no GT"

@@ -1,0 +1,65 @@
+"""experiments/records.py: finished images kept across scratch folders, the rest run later."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ikejax import configs, folder
+
+CFG = configs.get_config("tiny", scale=2, iters=4).replace(log_every=2)
+_HERE = os.path.dirname(__file__)
+
+
+def _script(name):
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(_HERE, "..", "experiments", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+class Killed(Exception):
+  pass
+
+
+def test_keep_then_todo_runs_only_the_rest(tmp_path):
+  records, tables = _script("records"), _script("tables")
+  lr = tmp_path / "lr"
+  lr.mkdir()
+  rng = np.random.RandomState(0)
+  for i in range(3):
+    Image.fromarray(rng.randint(0, 256, (40, 48, 3)).astype(np.uint8)).save(lr / f"im{i}.png")
+  keep = str(tmp_path / "records")
+
+  def kill_after_first(job):
+    raise Killed()
+
+  with pytest.raises(Killed):  # a session ends after one image; its scratch folder is lost
+    folder.run_folder(str(lr), str(tmp_path / "run1"), CFG, seed=1, progress=False,
+                      on_image_done=kill_after_first)
+  assert records.keep(str(tmp_path / "run1"), keep) == 1
+  assert records.keep(str(tmp_path / "run1"), keep) == 0  # kept once
+  assert sorted(os.listdir(keep)) == ["im0_x2.json", "im0_x2_kernel.npy", "manifest.json"]
+  todo = tmp_path / "todo"
+  assert records.todo(str(lr), keep, str(todo)) == 2
+  assert sorted(os.listdir(todo)) == ["im1.png", "im2.png"]
+  jobs = folder.run_folder(str(todo), str(tmp_path / "run2"), CFG, seed=1, progress=False)
+  assert [j.row["status"] for j in jobs] == ["done", "done"]
+  assert records.keep(str(tmp_path / "run2"), keep) == 2
+  assert records.todo(str(lr), keep, str(todo)) == 0 and not os.listdir(todo)
+  rows = tables.load(keep)
+  assert sorted(rows) == ["im0.png", "im1.png", "im2.png"]
+  assert all(r["status"] == "done" and r["seconds"] > 0 for r in rows.values())
+  # The killed run's pending rows do not hide the kept ones, in either order.
+  for dirs in (f"{keep},{tmp_path / 'run1'}", f"{tmp_path / 'run1'},{keep}"):
+    assert tables.load(dirs) == rows
+  # Another seed is another run: refused.
+  other = tmp_path / "run3"
+  other.mkdir()
+  manifest = (tmp_path / "run2" / "manifest.json").read_text().replace('"seed": 1', '"seed": 2')
+  (other / "manifest.json").write_text(manifest)
+  with pytest.raises(SystemExit, match="settings"):
+    records.keep(str(other), keep)
