@@ -59,17 +59,18 @@ def keep(run_dir: str, records: str) -> int:
   if not paths:
     raise SystemExit(f"records: no manifest in {run_dir}")
   have = kept(records)
+  manifests = [(p, _read(p)) for p in paths]
+  settings = lambda run: {k: run.get(k) for k in SETTINGS}
+  want = settings((have["runs"] or [manifests[0][1]["run"]])[0])
+  for path, manifest in manifests:  # all checked before anything is copied
+    if settings(manifest["run"]) != want:
+      raise SystemExit(f"records: {path} has settings {settings(manifest['run'])}, "
+                       f"{records} holds {want}")
   rows = {os.path.basename(r["image"]): r for r in have["images"]}
   new = 0
-  for path in paths:
-    manifest = _read(path)
-    info = {k: manifest["run"].get(k) for k in SETTINGS}
-    for earlier in have["runs"]:
-      if {k: earlier.get(k) for k in SETTINGS} != info:
-        raise SystemExit(f"records: {path} has settings {info}, {records} holds "
-                         f"{ {k: earlier.get(k) for k in SETTINGS} }")
+  os.makedirs(records, exist_ok=True)
+  for _, manifest in manifests:
     finished = [r for r in manifest["images"] if r["status"] in FINISHED]
-    os.makedirs(records, exist_ok=True)
     for row in finished:
       base = os.path.join(run_dir, os.path.splitext(os.path.basename(row["sr"]))[0])
       for src in (base + ".json", base + "_kernel.npy"):

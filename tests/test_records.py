@@ -61,5 +61,7 @@ def test_keep_then_todo_runs_only_the_rest(tmp_path):
   other.mkdir()
   manifest = (tmp_path / "run2" / "manifest.json").read_text().replace('"seed": 1', '"seed": 2')
   (other / "manifest.json").write_text(manifest)
+  before = sorted(os.listdir(keep))
   with pytest.raises(SystemExit, match="settings"):
     records.keep(str(other), keep)
+  assert sorted(os.listdir(keep)) == before and tables.load(keep) == rows
