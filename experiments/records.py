@@ -23,9 +23,8 @@ import json
 import os
 import shutil
 
-from ikejax import folder, image_io
+from ikejax import folder, image_io, results
 
-FINISHED = ("done", "done earlier")
 SETTINGS = ("preset", "ablations", "seed", "scale", "iters")
 
 
@@ -43,7 +42,7 @@ def kept(records: str) -> dict:
 def todo(lr_dir: str, records: str, out: str) -> int:
   """Links in `out` (emptied first) to the images of `lr_dir` not finished in RECORDS."""
   done = {os.path.basename(r["image"]) for r in kept(records)["images"]
-          if r["status"] in FINISHED}
+          if r["status"] in folder.FINISHED}
   os.makedirs(out, exist_ok=True)
   for old in os.listdir(out):
     os.remove(os.path.join(out, old))
@@ -70,14 +69,14 @@ def keep(run_dir: str, records: str) -> int:
   new = 0
   os.makedirs(records, exist_ok=True)
   for _, manifest in manifests:
-    finished = [r for r in manifest["images"] if r["status"] in FINISHED]
+    finished = [r for r in manifest["images"] if r["status"] in folder.FINISHED]
     for row in finished:
-      base = os.path.join(run_dir, os.path.splitext(os.path.basename(row["sr"]))[0])
-      for src in (base + ".json", base + "_kernel.npy"):
+      name = os.path.basename(row["image"])
+      outputs = results.output_paths(run_dir, os.path.splitext(name)[0], manifest["run"]["scale"])
+      for src in (outputs["record"], outputs["kernel_npy"]):
         if os.path.isfile(src):
           shutil.copyfile(src, os.path.join(records, os.path.basename(src)))
-      name = os.path.basename(row["image"])
-      new += rows.get(name, {}).get("status") not in FINISHED
+      new += rows.get(name, {}).get("status") not in folder.FINISHED
       rows[name] = dict(row, status="done")
     if finished and manifest["run"] not in have["runs"]:
       have["runs"].append(manifest["run"])

@@ -21,6 +21,8 @@ import glob
 import json
 import os
 
+from ikejax import folder
+
 
 def load(run_dirs: str) -> dict[str, dict]:
   """image file name -> manifest row, over every manifest (all processes) of the folders.
@@ -45,7 +47,7 @@ def load(run_dirs: str) -> dict[str, dict]:
 
 
 def _finished(row) -> bool:
-  return bool(row) and row.get("status") in ("done", "done earlier")
+  return bool(row) and row.get("status") in folder.FINISHED
 
 
 def _score(row) -> str:

@@ -45,6 +45,7 @@ from ikejax.configs import IKEConfig
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 MANIFEST_FIELDS = ("image", "status", "seconds", "error", "psnr_y", "ssim_y",
                    "bicubic_psnr_y", "bicubic_ssim_y", *results.LOSS_KEYS, "sr")
+FINISHED = ("done", "done earlier")  # manifest statuses of an image whose outputs exist
 
 
 class FolderError(ValueError):
