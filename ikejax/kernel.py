@@ -135,6 +135,14 @@ def moments(kernel: np.ndarray) -> dict:
   return {"centre": [float(mr), float(mc)], "sigmas": [float(ev[0]), float(ev[1])]}
 
 
+def shape(kernel: np.ndarray) -> dict:
+  """How far a kernel is from a blur: its L1 norm (1 for a blur, whose taps are all
+  non-negative and sum to 1) and the share of that norm in negative taps (0 for a blur)."""
+  k = np.asarray(kernel, np.float64)
+  l1 = float(np.abs(k).sum())
+  return {"l1_norm": l1, "negative_mass": float(-k[k < 0].sum() / l1)}
+
+
 def _embed(k: np.ndarray, side: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
   """`k` on a `[side, side]` zero canvas with its index `k//2` at `side//2 + offset`."""
   out = np.zeros((side, side))

@@ -31,7 +31,7 @@ from typing import Optional
 import jax
 import numpy as np
 
-from ikejax import dil, folder, image_io, kernelgan, results, train
+from ikejax import dil, folder, image_io, kernel, kernelgan, results, train
 
 METHODS = ("ike", "kernelgan", "issr-dil")
 LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
@@ -178,7 +178,7 @@ def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
     d = _dil_on_kernel(k_dil, mcfg.dil, given)
     est = given  # written back as given, for the record and the kernel scores
     # IKE's kernels have negative taps; centre_kernel clips them: record how much.
-    clipped = float(np.clip(-given, 0, None).sum() / np.abs(given).sum())
+    clipped = kernel.shape(given)["negative_mass"]
     k_info = {"source": f"given: {path}", "negative_mass_clipped": clipped}
   else:
     d = dil.fit(k_dil, mcfg.dil, lr01=lr01)

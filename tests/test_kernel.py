@@ -91,3 +91,10 @@ def test_div2krk_kernel_regenerates_its_lr():
   k = image_io.load_kernel(os.path.join(DATA, "gt_k_x2", "kernel_2.mat"))
   assert kernel.regenerated_lr_psnr(hr, lr, degrade.kernel_shift(k, 2), 2) > 50
   assert kernel.regenerated_lr_psnr(hr, lr, k, 2) < 45  # unshifted: half a pixel off
+
+
+def test_shape_of_a_blur_and_of_a_sharpener():
+  box = np.full((3, 3), 1 / 9)
+  assert kernel.shape(box) == pytest.approx({"l1_norm": 1.0, "negative_mass": 0.0})
+  sharpen = 2 * np.pad([[1.0]], 1) - box  # 2*delta - box: sums to 1, centre 17/9, 8 taps -1/9
+  assert kernel.shape(sharpen) == pytest.approx({"l1_norm": 25 / 9, "negative_mass": 8 / 25})
