@@ -25,7 +25,6 @@ from flax import linen as nn
 from ikejax import ops
 
 
-
 def xavier_normal(gain: float) -> nn.initializers.Initializer:
   """PyTorch's `xavier_normal_(gain)`: N(0, gain^2 * 2 / (fan_in + fan_out))."""
   return nn.initializers.variance_scaling(gain * gain, "fan_avg", "normal")
@@ -210,6 +209,11 @@ class AdditiveCoupling(nn.Module):
     return self.forward(x)
 
 
+# (squeeze, its exact inverse) of each squeeze kind.
+SQUEEZES = {"space2depth": (ops.space_to_depth, ops.depth_to_space),
+            "haar": (ops.haar_squeeze, ops.haar_unsqueeze)}
+
+
 def _batched(fn, x, s):
   return jax.vmap(lambda im: fn(im, s))(x)
 
@@ -226,6 +230,9 @@ class IKEFlow(nn.Module):
     reference_inverse: use the official, inexact reverse pass in `inverse`.
     composed: evaluate linear subnets as one composed 11x11 conv each
       (`DenseSubnet`); same parameters, same function away from borders.
+    squeeze: `'space2depth'` (the official run command's) or `'haar'`
+      (`ops.haar_squeeze`: channel 0 holds block means, the inverse spreads
+      the LR slot over the whole block).
   """
   scale: int = 2
   blocks_per_level: int = 4
@@ -234,8 +241,11 @@ class IKEFlow(nn.Module):
   linear: bool = True
   reference_inverse: bool = False
   composed: bool = False
+  squeeze: str = "space2depth"
 
   def setup(self):
+    if self.squeeze not in SQUEEZES:
+      raise ValueError(f"unknown squeeze {self.squeeze!r}; expected one of {sorted(SQUEEZES)}")
     block_cls = {"tri": TriChannelCoupling, "additive": AdditiveCoupling}.get(self.coupling)
     if block_cls is None:
       raise ValueError(f"unknown coupling {self.coupling!r}; expected 'tri' or 'additive'")
@@ -255,18 +265,20 @@ class IKEFlow(nn.Module):
 
   def forward(self, x: jax.Array) -> jax.Array:
     """Downscaling pass, `[N, H, W, 1] -> [N, H/s, W/s, s*s]`."""
+    squeeze, _ = SQUEEZES[self.squeeze]
     for s, blocks in self._levels():
-      x = _batched(ops.space_to_depth, x, s)
+      x = _batched(squeeze, x, s)
       for block in blocks:
         x = block.forward(x)
     return x
 
   def inverse(self, y: jax.Array) -> jax.Array:
     """Upscaling pass, `[N, h, w, s*s] -> [N, s*h, s*w, 1]`."""
+    _, unsqueeze = SQUEEZES[self.squeeze]
     for s, blocks in reversed(self._levels()):
       for block in reversed(blocks):
         y = block.inverse_reference(y) if self.reference_inverse else block.inverse(y)
-      y = _batched(ops.depth_to_space, y, s)
+      y = _batched(unsqueeze, y, s)
     return y
 
   def __call__(self, x):

@@ -38,14 +38,15 @@ def _downscale(flow, image, *, cfg):
 
 
 def super_resolve(state: IKEState, image: np.ndarray, cfg: IKEConfig) -> np.ndarray:
-  """X_LR -> flow -> Z -> U -> inverse flow, on the whole image.
+  """X_LR -> flow -> Z -> U -> inverse flow, on the whole image, with the
+  inference parameters (`state.ema`: the trained ones unless `cfg.ema_decay`).
 
   `[H, W, 3] -> [s*H, s*W, 3]` in [-1, 1] (not clipped). When `s` does not
   divide H or W the image is padded symmetrically to a multiple of `s` and
   the result cropped back to exactly `s*H x s*W`.
   """
-  return np.asarray(_super_resolve(state.flow, state.up, jnp.asarray(image, jnp.float32),
-                                   cfg=cfg))
+  return np.asarray(_super_resolve(state.ema["flow"], state.ema["up"],
+                                   jnp.asarray(image, jnp.float32), cfg=cfg))
 
 
 def downscale(state: IKEState, image: np.ndarray, cfg: IKEConfig) -> np.ndarray:
@@ -55,4 +56,5 @@ def downscale(state: IKEState, image: np.ndarray, cfg: IKEConfig) -> np.ndarray:
   """
   s = cfg.scale
   h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
-  return np.asarray(_downscale(state.flow, jnp.asarray(image[:h, :w], jnp.float32), cfg=cfg))
+  return np.asarray(_downscale(state.ema["flow"], jnp.asarray(image[:h, :w], jnp.float32),
+                               cfg=cfg))

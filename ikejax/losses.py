@@ -108,3 +108,31 @@ def interpolation_loss(sr: jax.Array, bic_up: jax.Array) -> jax.Array:
 def tv_loss(sr: jax.Array, kind: str = "isotropic") -> jax.Array:
   """Paper Eq. 5 (`'isotropic'`, per-pixel mean) or official `TVLoss` (`'squared'`)."""
   return ops.total_variation(sr, kind)
+
+
+def reconstruction_loss(sr_son: jax.Array, father: jax.Array) -> jax.Array:
+  """Son/father reconstruction (beyond the paper; ZSSR's self-supervision).
+
+  `mean |decode(son) - father|`, with the son the learned downscaler's X_LLR
+  of the father crop: the decoder is trained on a pair whose answer is known.
+  """
+  return jnp.mean(jnp.abs(sr_son - father))
+
+
+def kernel_prior_loss(k: jax.Array, scale: int) -> jax.Array:
+  """A blur's shape prior on the downscaler's weights (beyond the paper).
+
+  `k`: `[side, side]` weights of one LLR pixel (`IKEModel.downscale_kernel`),
+  aligned with input pixel `(s*c, s*c)`, `c = side / s // 2`. Returns the
+  negative mass `sum relu(-k)` plus the mass beyond `4 s` px of the pixel's
+  centre weighted by the distance past it in px, `sum |k| max(0, d - 4 s)`
+  (KernelGAN's boundary loss, for a kernel with no window). A physical blur
+  has neither; the GAN alone gives the linear flow kernels with half their
+  mass negative.
+  """
+  side = k.shape[0]
+  origin = scale * (side // scale // 2) + 0.5 * (scale - 1)   # the LLR pixel's centre
+  idx = np.arange(side) - origin
+  dist = np.sqrt(idx[:, None] ** 2 + idx[None, :] ** 2)
+  far = np.maximum(0.0, dist - 4 * scale)
+  return jnp.sum(jax.nn.relu(-k)) + jnp.sum(jnp.abs(k) * far)

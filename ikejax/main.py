@@ -4,7 +4,7 @@
       [--config paper|reference|fast] [--iters N] [--seed S] [--hr HR.png]
   python -m ikejax.main --images DIR_OR_GLOB --out DIR [--batch B] [--gt DIR]
       [--checkpoint_every N] [--distributed]      (see ikejax/folder.py)
-  python -m ikejax.main --method kernelgan|issr-dil (--image x.png | --images DIR)
+  python -m ikejax.main --method kernelgan|issr-dil|bicubic|sharpen (--image x.png | --images DIR)
       (see ikejax/methods.py)
 
 Without `--image` it runs the embedded default job: a public-domain photo
@@ -31,10 +31,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("image", None, "LR input image; omit to run the embedded default image.")
 flags.DEFINE_integer("scale", 2, "SR factor: 2, 3 or 4.")
 flags.DEFINE_string("out", "ikejax_out", "output directory.")
-flags.DEFINE_enum("method", "ike", ["ike", "kernelgan", "issr-dil"],
+flags.DEFINE_enum("method", "ike", ["ike", "kernelgan", "issr-dil", "bicubic", "sharpen"],
                   "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
-                  "issr-dil: kernels from image statistics + ISSR-DIL's inverse.")
-flags.DEFINE_string("config", "paper", "preset: ike: paper, reference, fast or tiny; "
+                  "issr-dil: kernels from image statistics + ISSR-DIL's inverse; "
+                  "bicubic, sharpen: zero-parameter reference filters.")
+flags.DEFINE_string("config", "paper", "preset: ike: paper, reference, fast, selfsup or tiny; "
                     "kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny.")
 flags.DEFINE_integer("iters", None, "training iterations (default: the preset's).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
@@ -139,9 +140,10 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
   def on_log(done, m):
     if bar is not None:
       bar.update(done - bar.n)
-      bar.set_postfix_str(
-          f"fwd {m['csr_fwd']:.3f} E {m['energy']:.4f} bwd {m['csr_bwd']:.3f} "
-          f"inter {m['inter']:.4f} tv {m['tv']:.4f} D {m['d_lr']:.3f}/{m['d_hr']:.3f}")
+      decode = (f"rec {m['rec']:.4f} K {m['kernel']:.3f}" if cfg.lambda_rec > 0 else
+                f"bwd {m['csr_bwd']:.3f} inter {m['inter']:.4f} tv {m['tv']:.4f}")
+      bar.set_postfix_str(f"fwd {m['csr_fwd']:.3f} E {m['energy']:.4f} {decode} "
+                          f"D {m['d_lr']:.3f}/{m['d_hr']:.3f}")
 
   t_start = time.perf_counter()
   try:
@@ -195,7 +197,7 @@ def main(argv):
 
 
 def run_method_cli() -> None:
-  """`--method kernelgan|issr-dil`, on `--image` (or the default image) or `--images`."""
+  """`--method kernelgan|issr-dil|bicubic|sharpen`, on `--image` (or the default image) or `--images`."""
   from ikejax import folder, image_io, methods
   ike_only = ("ablate", "reference_inverse", "resize", "subnets", "u_init", "crop",
               "checkpoint_every", "distributed", "coordinator_address", "num_processes",

@@ -1,4 +1,7 @@
-"""The kernel-first methods beside IKE: `--method kernelgan` and `--method issr-dil`.
+"""The methods beside IKE: `--method kernelgan`, `issr-dil`, and the filters `bicubic`, `sharpen`.
+
+  * `bicubic`, `sharpen`: the zero-parameter reference rows (`ikejax.filters`);
+    seconds per image, the same outputs and records as the learned methods.
 
   * `kernelgan`: KernelGAN estimates the x2 kernel (x4: its analytic kernel),
     then ISSR-DIL's L-CNN, trained on that kernel (re-centred), inverts it
@@ -31,9 +34,9 @@ from typing import Optional
 import jax
 import numpy as np
 
-from ikejax import dil, folder, image_io, kernel, kernelgan, results, train
+from ikejax import dil, filters, folder, image_io, kernel, kernelgan, results, train
 
-METHODS = ("ike", "kernelgan", "issr-dil")
+METHODS = ("ike", "kernelgan", "issr-dil", "bicubic", "sharpen")
 LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
                            "sparse", "d"),
              "issr-dil": ("identity", "pinv", "unity", "rs")}
@@ -47,13 +50,13 @@ class MethodConfig:
   method: str
   scale: int
   kernelgan: Optional[kernelgan.KernelGANConfig]
-  dil: dil.DILConfig
+  dil: Optional[dil.DILConfig]      # None for the zero-parameter filters
   kernel_from: Optional[str] = None
 
   def asdict(self) -> dict:
     d = {"method": self.method, "scale": self.scale,
          "kernelgan": dataclasses.asdict(self.kernelgan) if self.kernelgan else None,
-         "dil": dataclasses.asdict(self.dil)}
+         "dil": dataclasses.asdict(self.dil) if self.dil else None}
     if self.kernel_from is not None:  # only when set: records without it stay resumable
       d["kernel_from"] = self.kernel_from
     return d
@@ -108,6 +111,12 @@ def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None
                        "given kernel)")
     if not os.path.exists(kernel_from):
       raise ValueError(f"--kernel {kernel_from}: no such file or folder")
+  if method in filters.FILTERS:
+    if iters is not None:
+      raise ValueError(f"--iters: {method} is a filter with nothing to train")
+    if scale not in (2, 3, 4):
+      raise ValueError(f"unsupported scale {scale}; expected 2, 3 or 4")
+    return MethodConfig(method, scale, None, None)
   if method == "kernelgan":
     if scale not in (2, 4):
       raise ValueError(f"kernelgan estimates x2 kernels (x4 analytically); got --scale {scale}")
@@ -149,6 +158,16 @@ def run_job(mcfg: MethodConfig, loaded: image_io.LoadedImage, seed: int,
   lr01 = (np.asarray(x, np.float64) + 1.0) / 2.0
   k_kg, k_dil = jax.random.split(jax.random.key(seed))
   timings, history, k_info = {}, [], {}
+  if mcfg.method in filters.FILTERS:
+    sr01 = filters.FILTERS[mcfg.method](lr01, mcfg.scale)
+    timings["inference_s"] = time.perf_counter() - t_start
+    return results.write_result(
+        outputs, loaded=loaded, x=x, scale=mcfg.scale, sr=2.0 * sr01 - 1.0, llr=None,
+        est_kernel=filters.bicubic_kernel(mcfg.scale, kernel.DEFAULT_SIZE[mcfg.scale]),
+        kernel_info={"source": "assumed: MATLAB bicubic downscale (nothing is estimated)"},
+        protect=protect, hr=hr, history=[], loss_keys=(), timings=timings,
+        info={**info, "method": mcfg.method, "seed": seed, "config": mcfg.asdict()},
+        t_start=t_start, label=mcfg.method)
   if mcfg.kernelgan is not None:
     bar = None
     if progress:
@@ -215,7 +234,8 @@ def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed
   if clash:
     raise ValueError(f"output {clash} would overwrite an input file; choose another --out")
   os.makedirs(out_dir, exist_ok=True)
-  print(f"training {mcfg.method} x{mcfg.scale} on {stem}", file=sys.stderr)
+  verb = "running" if mcfg.method in filters.FILTERS else "training"
+  print(f"{verb} {mcfg.method} x{mcfg.scale} on {stem}", file=sys.stderr)
   return run_job(mcfg, loaded, seed, outputs, protect=protect, hr=hr,
                  info={"image": image_path or "embedded default (skimage astronaut, degraded)"},
                  progress=progress, kernel_file=kfile)

@@ -43,6 +43,7 @@ class IKEModel:
   scale: int
   resize_kind: str = "matlab"
   bicubic_residual: bool = True
+  u_input: str = "z"
 
   @property
   def z_channels(self) -> int:
@@ -69,10 +70,30 @@ class IKEModel:
     z = jnp.transpose(out[..., 1:], (1, 2, 3, 0))         # [h, w, nz, 3]
     return llr, z.reshape(z.shape[:2] + (-1,))
 
+  def downscale_kernel(self, flow_params, side: int) -> jax.Array:
+    """The downscaler's weights `d X_LLR[c, c, 0] / d X` on a zero `[side, side, 3]` image.
+
+    `c = side / s // 2`; returns the `[side, side]` map of colour 0 (colours never
+    mix), aligned with input pixel `(s*c, s*c)`: the blur kernel when the subnets
+    are linear (`ikejax.kernel`). Differentiable in `flow_params`.
+    """
+    centre = side // self.scale // 2
+
+    def centre_pixel(x):
+      return self.encode(flow_params, x)[0][centre, centre, 0]
+    return jax.grad(centre_pixel)(jnp.zeros((side, side, 3), jnp.float32))[..., 0]
+
   def decode(self, flow_params, x_lr: jax.Array, z_up: jax.Array) -> jax.Array:
-    """Inverse (upscaling) pass, `([H, W, 3], [H, W, Cz]) -> [s*H, s*W, 3]`."""
+    """Inverse (upscaling) pass, `([H, W, 3], [H, W, Cz]) -> [s*H, s*W, 3]`.
+
+    `z_up` may also carry all `s*s` slots, `[H, W, 3 + Cz]`: its first three
+    channels are then added to the LR slot (U's correction of the residual
+    that the decoder would otherwise take as given, `u_input='image'`).
+    """
     lr = x_lr - self.up_bicubic(self.down(x_lr)) if self.bicubic_residual else x_lr
     h, w, _ = z_up.shape
+    if z_up.shape[-1] == self.z_channels + 3:
+      lr, z_up = lr + z_up[..., :3], z_up[..., 3:]
     z = jnp.transpose(z_up.reshape(h, w, -1, 3), (3, 0, 1, 2))  # [3, H, W, nz]
     y = jnp.concatenate([_to_colour_batch(lr), z], axis=-1)
     out = self.flow.apply({"params": flow_params}, y, method=IKEFlow.inverse)
@@ -84,7 +105,14 @@ class IKEModel:
     return self.up.apply({"params": up_params}, z)
 
   def super_resolve(self, flow_params, up_params, x_lr: jax.Array) -> jax.Array:
-    """X_LR -> Z -> U(Z) -> inverse: `[H, W, 3] -> [s*H, s*W, 3]` (H, W divisible by s)."""
+    """`[H, W, 3] -> [s*H, s*W, 3]`.
+
+    `u_input='z'` (paper): X_LR -> Z -> U(Z) -> inverse (H, W divisible by s).
+    `u_input='image'`: U reads X_LR itself and writes every slot of the
+    inverse, `U: [H, W, 3] -> [H, W, 3 + Cz]` (any H, W).
+    """
+    if self.u_input == "image":
+      return self.decode(flow_params, x_lr, self.upscale_z(up_params, x_lr))
     _, z = self.encode(flow_params, x_lr)
     return self.decode(flow_params, x_lr, self.upscale_z(up_params, z))
 
@@ -110,13 +138,15 @@ def build_model(cfg) -> IKEModel:
       flow=IKEFlow(scale=cfg.scale, blocks_per_level=cfg.blocks_per_level,
                    coupling=cfg.coupling, growth=cfg.growth, linear=cfg.linear_subnets,
                    reference_inverse=cfg.reference_inverse,
-                   composed=cfg.compose_subnets),
+                   composed=cfg.compose_subnets, squeeze=cfg.squeeze),
       up=ZUpscaler(scale=cfg.scale, width=cfg.u_width, depth=cfg.u_depth,
-                   resize_kind=cfg.resize_kind, init_scheme=cfg.u_init),
+                   resize_kind=cfg.resize_kind, init_scheme=cfg.u_init,
+                   upsample=cfg.u_input == "z",
+                   features=3 * cfg.scale * cfg.scale if cfg.u_input == "image" else None),
       d_lr=PatchDiscriminator(width=cfg.d_width),
       d_hr=PatchDiscriminator(width=cfg.d_width),
       scale=cfg.scale, resize_kind=cfg.resize_kind,
-      bicubic_residual=cfg.bicubic_residual)
+      bicubic_residual=cfg.bicubic_residual, u_input=cfg.u_input)
 
 
 def init_variables(model: IKEModel, key: jax.Array, g_crop: int):
@@ -129,7 +159,8 @@ def init_variables(model: IKEModel, key: jax.Array, g_crop: int):
   s = model.scale
   h = g_crop // s
   flow = model.flow.init(k_flow, jnp.zeros((3, g_crop, g_crop, 1)), method=IKEFlow.forward)
-  up = model.up.init(k_up, jnp.zeros((h, h, model.z_channels)))
+  u_in = (h, h, model.z_channels) if model.u_input == "z" else (h, h, 3)
+  up = model.up.init(k_up, jnp.zeros(u_in))
   d_lr = model.d_lr.init(k_dlr, jnp.zeros((1, h, h, 3)), update_stats=True)
   d_hr = model.d_hr.init(k_dhr, jnp.zeros((1, g_crop, g_crop, 3)), update_stats=True)
   return {"flow": flow["params"], "up": up["params"], "d_lr": d_lr, "d_hr": d_hr}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -16,6 +18,9 @@ class ZUpscaler(nn.Module):
   `[h, w, Cz] -> [s*h, s*w, Cz]`: bicubic x`scale`, then eight 3x3 convs of
   `width` channels with bias, ReLU after the first seven, no global skip.
   `Cz = 3 * (s*s - 1)` (Z maps of the three colours, mixed freely).
+  With `upsample=False` and `features` set, the same convs map any
+  `[h, w, Cin] -> [h, w, features]` (the default recipe's U reads the image
+  to be upscaled and writes all `s*s` sub-band slots, `ikejax.model`).
 
   Init (`init_scheme`):
     * `'reference'`: Xavier-normal gain 0.1 on all eight convs, zero bias
@@ -32,13 +37,15 @@ class ZUpscaler(nn.Module):
   depth: int = 8
   resize_kind: str = "matlab"
   init_scheme: str = "he"
+  upsample: bool = True
+  features: Optional[int] = None
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     if self.init_scheme not in ("he", "reference"):
       raise ValueError(f"unknown U init {self.init_scheme!r}; expected 'he' or 'reference'")
-    c = z.shape[-1]
-    x = ops.imresize(z, self.scale, self.resize_kind)
+    c = self.features or z.shape[-1]
+    x = ops.imresize(z, self.scale, self.resize_kind) if self.upsample else z
     for i in range(self.depth):
       last = i == self.depth - 1
       if self.init_scheme == "reference":

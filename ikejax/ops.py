@@ -80,6 +80,52 @@ def depth_to_space(y: Array, s: int) -> Array:
   return x.reshape(h * s, w * s, c)
 
 
+@functools.lru_cache(maxsize=8)
+def block_basis(s: int) -> np.ndarray:
+  """The `[s*s, s*s]` analysis matrix of the Haar-style squeeze.
+
+  Row 0 is the block mean (weights `1/s^2`); rows `1..s*s-1` are an
+  orthonormal basis of the zero-mean patterns of an `s x s` block: the 2-D
+  Haar wavelets for `s = 2` (the official code's Haar squeeze), the 2-D DCT-II
+  for other `s`. Its inverse sends `[a, 0, ..., 0]` to `a` on every pixel of
+  the block, so an LR slot placed by the inverse fills the block (pixel
+  shuffle would put it at one sub-pixel). Index order `dy * s + dx`.
+  """
+  n = np.arange(s)
+  dct = np.cos(np.pi * (n[None, :] + 0.5) * n[:, None] / s)   # [k, x]
+  dct /= np.linalg.norm(dct, axis=1, keepdims=True)
+  basis = np.einsum("ay,bx->abyx", dct, dct).reshape(s * s, s * s)
+  basis[0] = 1.0 / (s * s)
+  basis.setflags(write=False)
+  return basis
+
+
+def haar_squeeze(x: Array, s: int) -> Array:
+  """`space_to_depth`, then every colour's `s*s` sub-pixels mixed by `block_basis(s)`.
+
+  `[H, W, C] -> [H/s, W/s, s*s*C]`, channel `q * C + c` = coefficient `q` of
+  input channel `c` (channel 0: block means of channel 0). Exactly invertible
+  (`haar_unsqueeze`); not volume preserving (no log-det is used).
+  """
+  y = space_to_depth(x, s)
+  h, w, cs = y.shape
+  t = block_basis(s)
+  y = y.reshape(h, w, s * s, cs // (s * s))
+  xp = _xp(x)
+  t = t if xp is np else jnp.asarray(t, y.dtype)
+  return xp.einsum("qp,hwpc->hwqc", t, y).reshape(h, w, cs)
+
+
+def haar_unsqueeze(y: Array, s: int) -> Array:
+  """Exact inverse of `haar_squeeze`: `[h, w, s*s*C] -> [s*h, s*w, C]`."""
+  h, w, cs = y.shape
+  t_inv = np.linalg.inv(block_basis(s))
+  xp = _xp(y)
+  t_inv = t_inv if xp is np else jnp.asarray(t_inv, y.dtype)
+  x = xp.einsum("pq,hwqc->hwpc", t_inv, y.reshape(h, w, s * s, cs // (s * s)))
+  return depth_to_space(x.reshape(h, w, cs), s)
+
+
 # ------------------------------------------------------------------------------
 # Bicubic resizing as two dense, exactly reproducible linear maps.
 # ------------------------------------------------------------------------------

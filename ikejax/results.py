@@ -20,7 +20,7 @@ import numpy as np
 from ikejax import image_io, infer, kernel, metrics, ops, visualize
 from ikejax.configs import IKEConfig
 
-LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "d_lr", "d_hr")
+LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "rec", "kernel", "d_lr", "d_hr")
 
 
 def output_paths(out_dir: str, stem: str, scale: int) -> dict[str, str]:
@@ -125,10 +125,13 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
   timings = {**timings, "inference_s": time.perf_counter() - t0}
   llr = infer.downscale(state, x, cfg)
   # The learned degradation as a blur kernel (exact with linear subnets).
-  k, k_info = kernel.ike_kernel(state.flow, cfg)
+  k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
   return write_result(outputs, loaded=loaded, x=x, scale=cfg.scale, sr=sr, llr=llr,
                       est_kernel=k, kernel_info=k_info, protect=protect, hr=hr,
-                      history=history, loss_keys=LOSS_KEYS, timings=timings,
+                      # Losses a preset switches off stay 0: not drawn on the log scale.
+                      history=history, loss_keys=[k for k in LOSS_KEYS
+                                                  if any(h.get(k, 0) != 0 for h in history)],
+                      timings=timings,
                       info={**info, "config": dataclasses.asdict(cfg)}, t_start=t_start,
                       label="IKE")
 

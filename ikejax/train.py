@@ -28,6 +28,7 @@ from flax import struct
 from ikejax import losses
 from ikejax import patches
 from ikejax.configs import IKEConfig
+from ikejax.flow import squeeze_factors
 from ikejax.model import IKEModel, build_model, init_variables
 
 PyTree = Any
@@ -44,6 +45,8 @@ class IKEState(struct.PyTreeNode):
     flow, up: parameters of the flow and of U.
     d_lr, d_hr: variables (`params`, `batch_stats`) of PD1 and PD2.
     opt: Adam states keyed like the networks (`flow`, `up`, `d_lr`, `d_hr`).
+    ema: exponential moving averages of `flow` and `up` (`cfg.ema_decay`;
+      equal to them when it is 0), the parameters inference uses.
     bad_step: first iteration whose losses were not finite, or -1.
   """
   step: jax.Array
@@ -52,6 +55,7 @@ class IKEState(struct.PyTreeNode):
   d_lr: PyTree
   d_hr: PyTree
   opt: dict
+  ema: dict
   bad_step: jax.Array
 
 
@@ -88,7 +92,7 @@ def init_state(key: jax.Array, cfg: IKEConfig) -> IKEState:
          "d_lr": tx.init(v["d_lr"]["params"]), "d_hr": tx.init(v["d_hr"]["params"])}
   return IKEState(step=jnp.zeros((), jnp.int32), flow=v["flow"], up=v["up"],
                   d_lr=v["d_lr"], d_hr=v["d_hr"], opt=opt,
-                  bad_step=jnp.full((), -1, jnp.int32))
+                  ema={"flow": v["flow"], "up": v["up"]}, bad_step=jnp.full((), -1, jnp.int32))
 
 
 def create_state(key: jax.Array, cfg: IKEConfig) -> IKEState:
@@ -106,6 +110,26 @@ def _tiles(x: jax.Array, s: int) -> list[jax.Array]:
   """The `s*s` non-overlapping `[H/s, W/s, C]` tiles of `[H, W, C]`."""
   h, w = x.shape[0] // s, x.shape[1] // s
   return [x[i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(s) for j in range(s)]
+
+
+def kernel_probe_side(cfg: IKEConfig) -> int:
+  """Side of the zero image whose centre LLR pixel sees the flow's whole receptive
+  field: each coupling applies up to three 11x11 subnets on its level's grid, the
+  bicubic residual adds `4 s` (as `ikejax.kernel.probe_side`)."""
+  reach, grid = 0, 1
+  for f in squeeze_factors(cfg.scale):
+    grid *= f
+    reach += 3 * 5 * cfg.blocks_per_level * grid
+  side = 2 * (reach + 4 * cfg.scale) + cfg.scale
+  return -(-side // (cfg.scale * cfg.scale)) * cfg.scale * cfg.scale
+
+
+def dihedral(key: jax.Array, x: jax.Array) -> jax.Array:
+  """One of the 8 flips / 90-degree turns of a square `[H, H, C]` crop, drawn by `key`."""
+  def turn(k):
+    return lambda v: jnp.rot90(v, k, axes=(0, 1))
+  branches = [turn(k) for k in range(4)] + [lambda v, k=k: turn(k)(v[:, ::-1]) for k in range(4)]
+  return jax.lax.switch(jax.random.randint(key, (), 0, 8), branches, x)
 
 
 def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array,
@@ -130,7 +154,7 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   s, g_crop = cfg.scale, cfg.crop
   tx = _adam(cfg)
   key = jax.random.fold_in(key, state.step)
-  k_crop, k_fake, k_real = jax.random.split(key, 3)
+  k_crop, k_fake, k_real, k_aug = jax.random.split(key, 4)
   g_in, d_in = patches.sample_crops(k_crop, image, p_g, p_d, g_crop, g_crop // s, align=s)
 
   t = state.step
@@ -147,8 +171,13 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
     l_fwd = losses.gan_loss(d_map, real=True)
     l_energy = losses.energy_loss(g_in, llr, down, kind=cfg.energy_kind, scale=s)
     l_bic = losses.bicubic_warmup_loss(g_in, llr, down, kind=cfg.warmup_kind, scale=s)
-    total = l_fwd + lam_energy * l_energy + lam_bic * l_bic
-    return total, {"csr_fwd": l_fwd, "energy": l_energy, "bicubic": l_bic, "encode": total}
+    l_kernel = jnp.zeros((), jnp.float32)
+    if cfg.lambda_kernel > 0:
+      l_kernel = losses.kernel_prior_loss(
+          model.downscale_kernel(flow_params, kernel_probe_side(cfg)), s)
+    total = l_fwd + lam_energy * l_energy + lam_bic * l_bic + cfg.lambda_kernel * l_kernel
+    return total, {"csr_fwd": l_fwd, "energy": l_energy, "bicubic": l_bic,
+                   "kernel": l_kernel, "encode": total}
 
   (_, m_enc), grads = jax.value_and_grad(encode_loss, has_aux=True)(state.flow)
   flow, opt_flow = _apply_adam(tx, state.flow, grads, state.opt["flow"], lr)
@@ -169,35 +198,64 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   p_dlr, opt_dlr = _apply_adam(tx, state.d_lr["params"], grads, state.opt["d_lr"], lr)
   d_lr = {"params": p_dlr, "batch_stats": stats}
 
-  # 3. Decode phase: U and the flow's inverse pass against PD2 (Z detached).
+  # 3. Decode phase: U and the flow's inverse pass (Z detached), against PD2 and the
+  # priors on the LR crop's X_SR (paper), and/or on the son/father pair (lambda_rec).
+  def upscale(flow_params, up_params, x, z_x):
+    u_in = x if cfg.u_input == "image" else z_x
+    return model.decode(flow_params, x, model.upscale_z(up_params, u_in))
+
+  on_lr_crop = cfg.lambda_csr_bwd > 0 or cfg.lambda_tv > 0 or cfg.lambda_inter > 0
+  if cfg.lambda_rec > 0:
+    father = dihedral(k_aug, g_in) if cfg.augment else g_in
+    son, z_son = jax.lax.stop_gradient(model.encode(flow, father))
+    if cfg.u_input == "z":
+      z_son = jax.lax.stop_gradient(model.encode(flow, son)[1])
+
   def decode_loss(trainable):
     flow_params, up_params = trainable
-    sr = model.decode(flow_params, g_in, model.upscale_z(up_params, z))
-    d_map, _ = model.discriminate("hr", state.d_hr, sr, update_stats=False)
-    l_bwd = losses.gan_loss(d_map, real=True)
-    l_inter = losses.interpolation_loss(sr, bic_up)
-    l_tv = losses.tv_loss(sr, cfg.tv_kind)
-    total = cfg.lambda_csr_bwd * l_bwd + cfg.lambda_tv * l_tv + cfg.lambda_inter * l_inter
-    return total, {"csr_bwd": l_bwd, "inter": l_inter, "tv": l_tv, "decode": total}
+    if not cfg.decode_trains_flow:
+      flow_params = jax.lax.stop_gradient(flow_params)
+    zero = jnp.zeros((), jnp.float32)
+    l_bwd = l_inter = l_tv = l_rec = zero
+    if on_lr_crop:
+      sr = upscale(flow_params, up_params, g_in, z)
+      d_map, _ = model.discriminate("hr", state.d_hr, sr, update_stats=False)
+      l_bwd = losses.gan_loss(d_map, real=True)
+      l_inter = losses.interpolation_loss(sr, bic_up)
+      l_tv = losses.tv_loss(sr, cfg.tv_kind)
+    if cfg.lambda_rec > 0:
+      l_rec = losses.reconstruction_loss(upscale(flow_params, up_params, son, z_son), father)
+    total = (cfg.lambda_csr_bwd * l_bwd + cfg.lambda_tv * l_tv + cfg.lambda_inter * l_inter
+             + cfg.lambda_rec * l_rec)
+    return total, {"csr_bwd": l_bwd, "inter": l_inter, "tv": l_tv, "rec": l_rec,
+                   "decode": total}
 
   (_, m_dec), (g_flow, g_up) = jax.value_and_grad(decode_loss, has_aux=True)((flow, state.up))
-  flow, opt_flow = _apply_adam(tx, flow, g_flow, opt_flow, lr)
+  if cfg.decode_trains_flow:
+    flow, opt_flow = _apply_adam(tx, flow, g_flow, opt_flow, lr)
   up, opt_up = _apply_adam(tx, state.up, g_up, state.opt["up"], lr)
 
-  # 4. PD2: the LR crop (real) vs the s x s crop-sized tiles of X_SR (fake).
-  sr = jax.lax.stop_gradient(model.decode(flow, g_in, model.upscale_z(up, z)))
+  # 4. PD2: the LR crop (real) vs the s x s crop-sized tiles of X_SR (fake); skipped
+  # when L_CSR^bwd has no weight (PD2 then judges nothing that trains).
+  d_hr, opt_dhr, l_dhr = state.d_hr, state.opt["d_hr"], jnp.zeros((), jnp.float32)
+  if cfg.lambda_csr_bwd > 0:
+    sr = jax.lax.stop_gradient(upscale(flow, up, g_in, z))
 
-  def d_hr_loss(params):
-    maps, stats = model.discriminate(
-        "hr", {"params": params, "batch_stats": state.d_hr["batch_stats"]},
-        jnp.stack([g_in, *_tiles(sr, s)]), True)
-    # Mean over the equally sized tiles of each tile's mean loss.
-    return 0.5 * (losses.gan_loss(maps[0], True) + losses.gan_loss(maps[1:], False)), stats
+    def d_hr_loss(params):
+      maps, stats = model.discriminate(
+          "hr", {"params": params, "batch_stats": state.d_hr["batch_stats"]},
+          jnp.stack([g_in, *_tiles(sr, s)]), True)
+      # Mean over the equally sized tiles of each tile's mean loss.
+      return 0.5 * (losses.gan_loss(maps[0], True) + losses.gan_loss(maps[1:], False)), stats
 
-  (l_dhr, stats), grads = jax.value_and_grad(d_hr_loss, has_aux=True)(state.d_hr["params"])
-  # PD2's learning rate never decays (official learner.py).
-  p_dhr, opt_dhr = _apply_adam(tx, state.d_hr["params"], grads, state.opt["d_hr"], cfg.lr)
-  d_hr = {"params": p_dhr, "batch_stats": stats}
+    (l_dhr, stats), grads = jax.value_and_grad(d_hr_loss, has_aux=True)(state.d_hr["params"])
+    # PD2's learning rate never decays (official learner.py).
+    p_dhr, opt_dhr = _apply_adam(tx, state.d_hr["params"], grads, state.opt["d_hr"], cfg.lr)
+    d_hr = {"params": p_dhr, "batch_stats": stats}
+
+  ema = {"flow": flow, "up": up}
+  if cfg.ema_decay > 0:
+    ema = optax.incremental_update(ema, state.ema, 1.0 - cfg.ema_decay)
 
   metrics = {**m_enc, **m_dec, "d_lr": l_dlr, "d_hr": l_dhr,
              "lambda_energy": lam_energy, "lambda_bicubic": lam_bic, "lr": lr}
@@ -206,7 +264,7 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   new_state = state.replace(
       step=state.step + 1, flow=flow, up=up, d_lr=d_lr, d_hr=d_hr,
       opt={"flow": opt_flow, "up": opt_up, "d_lr": opt_dlr, "d_hr": opt_dhr},
-      bad_step=bad_step)
+      ema=ema, bad_step=bad_step)
   return new_state, metrics
 
 

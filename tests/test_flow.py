@@ -71,11 +71,13 @@ class CouplingTest(chex.TestCase, parameterized.TestCase):
 class FlowTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.parameters((2, "tri", False), (3, "tri", True), (4, "tri", False),
-                            (4, "additive", True), (2, "tri", True))
-  def test_flow_round_trip(self, scale, coupling, composed):
+  @parameterized.parameters((2, "tri", False, "space2depth"), (3, "tri", True, "space2depth"),
+                            (4, "tri", False, "space2depth"), (4, "additive", True, "space2depth"),
+                            (2, "tri", True, "space2depth"), (2, "tri", True, "haar"),
+                            (3, "tri", False, "haar"), (4, "tri", True, "haar"))
+  def test_flow_round_trip(self, scale, coupling, composed, squeeze):
     flow = IKEFlow(scale=scale, blocks_per_level=2, coupling=coupling, growth=4,
-                   composed=composed)
+                   composed=composed, squeeze=squeeze)
     hw = 2 * scale * (2 if scale == 4 else 1)
     x = jax.random.normal(jax.random.key(5), (3, hw, hw + scale * 2, 1))
     params = _init(flow, x)

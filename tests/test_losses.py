@@ -62,3 +62,24 @@ def test_tv_loss_variants():
   ramp = jnp.tile(jnp.arange(5.0)[None, :, None], (4, 1, 3)) * 0.1
   np.testing.assert_allclose(losses.tv_loss(ramp, "isotropic"), 0.1, rtol=1e-4)
   np.testing.assert_allclose(losses.tv_loss(ramp, "squared"), 2 * 0.01, rtol=1e-5)
+
+
+def test_kernel_prior_is_zero_for_a_compact_blur_only():
+  side, s = 42, 2
+  o = s * (side // s // 2)                       # the LLR pixel's top-left input pixel
+  blur = np.zeros((side, side))
+  g = ops.gaussian_kernel(6, 1.0)                # centred on (o + 0.5, o + 0.5)
+  blur[o - 2:o + 4, o - 2:o + 4] = g / g.sum()
+  assert float(losses.kernel_prior_loss(jnp.asarray(blur), s)) == 0.0
+  ringing = blur.copy()
+  ringing[o, o + 6] = -0.1                       # a negative tap 5.5 px out: its mass is the loss
+  np.testing.assert_allclose(losses.kernel_prior_loss(jnp.asarray(ringing), s), 0.1, rtol=1e-6)
+  far = blur.copy()
+  far[o, o + 13] = 0.1                           # 12.5 px right, 0.5 px down: past 4 s = 8 px
+  np.testing.assert_allclose(losses.kernel_prior_loss(jnp.asarray(far), s),
+                             0.1 * (np.hypot(12.5, 0.5) - 8), rtol=1e-5)
+
+
+def test_reconstruction_loss_is_mean_abs():
+  a, b = jnp.zeros((4, 4, 3)), jnp.full((4, 4, 3), -0.5)
+  np.testing.assert_allclose(losses.reconstruction_loss(a, b), 0.5)

@@ -58,6 +58,33 @@ class SpaceToDepthJitTest(chex.TestCase):
       chex.assert_trees_all_close(inv(fwd(x)), x, atol=0)
 
 
+@settings(max_examples=25, deadline=None)
+@given(s=st.sampled_from([2, 3]), h=st.integers(1, 4), w=st.integers(1, 4),
+       c=st.integers(1, 5))
+def test_haar_squeeze_round_trip(s, h, w, c):
+  x = np.random.RandomState(h * 100 + w * 10 + c).randn(h * s, w * s, c)
+  y = ops.haar_squeeze(x, s)
+  assert y.shape == (h, w, s * s * c)
+  np.testing.assert_allclose(ops.haar_unsqueeze(y, s), x, atol=1e-12)
+  # Channel c holds the block means of channel c; the inverse spreads a slot-0 value
+  # over its whole block (what makes the decode at init the sharpening filter).
+  np.testing.assert_allclose(y[..., :c], x.reshape(h, s, w, s, c).mean(axis=(1, 3)),
+                             atol=1e-12)
+  z = np.zeros((h, w, s * s * c))
+  z[..., 0] = 1.0
+  np.testing.assert_allclose(ops.haar_unsqueeze(z, s)[..., 0], 1.0, atol=1e-12)
+
+
+def test_haar_basis_is_haar_at_x2_and_jit_round_trip():
+  t = ops.block_basis(2)
+  np.testing.assert_allclose(t[0], [0.25] * 4)
+  np.testing.assert_allclose(np.abs(t[1:]), 0.5)
+  np.testing.assert_allclose(t[1:] @ t[1:].T, np.eye(3), atol=1e-12)
+  x = jax.random.normal(jax.random.key(0), (6, 8, 4))
+  y = jax.jit(lambda v: ops.haar_squeeze(v, 2))(x)
+  np.testing.assert_allclose(jax.jit(lambda v: ops.haar_unsqueeze(v, 2))(y), x, atol=1e-5)
+
+
 def test_space_to_depth_rejects_indivisible():
   with pytest.raises(ValueError, match="divisible"):
     ops.space_to_depth(np.zeros((5, 4, 1)), 2)

@@ -11,6 +11,9 @@ Presets:
     bicubic warm-up ends (iteration 400) and then 4, squared TV, the 8x8
     channel-summing warm-up target, torch align_corners bicubic.
   * `fast`: the paper preset at 600 iterations (schedules scale with `iters`).
+  * `selfsup`: beyond the paper, the decoder trained on son/father pairs made by
+    the learned downscaler (`SELFSUP` below); not the default: measured below the
+    `sharpen` filter while the downscaler's kernel is wrong (docs/recipe_log.md).
   * `tiny`: for tests (small nets and crops, a few iterations).
 """
 
@@ -36,11 +39,14 @@ class IKEConfig:
   compose_subnets: bool = True      # linear subnets run as one composed 11x11 conv (fast path).
   reference_inverse: bool = False   # official inexact reverse pass instead of the exact one.
   bicubic_residual: bool = True     # flow on X - up(down(X)) (paper "bicubic residual").
+  squeeze: str = "space2depth"      # 'space2depth' (official run command) or 'haar'.
   resize_kind: str = "matlab"       # bicubic of the residual, U and losses: 'matlab' or 'torch'.
   # --- other networks
   u_width: int = 64                 # Z-upscale module channels.
   u_depth: int = 8                  # Z-upscale module convs.
   u_init: str = "he"                # 'he' (trainable) or 'reference' (official, U never trains).
+  u_input: str = "z"                # U reads 'z' (paper: Z of X_LR) or the 'image' X_LR itself.
+  ema_decay: float = 0.0            # > 0: inference uses an EMA of the flow and U parameters.
   d_width: int = 64                 # discriminator channels.
   # --- optimisation (official configs.py / learner.py)
   lr: float = 2e-4                  # Adam lr of flow, PD1, U (and PD2, which never decays).
@@ -56,6 +62,12 @@ class IKEConfig:
   lambda_tv: float = 1.0
   tv_kind: str = "isotropic"        # 'isotropic' (paper Eq. 5) or 'squared' (official).
   lambda_inter: float = 5.0
+  lambda_kernel: float = 0.0        # blur prior on the downscaler (beyond the paper).
+  # Son/father reconstruction (beyond the paper): the learned downscaler makes the son
+  # X_LLR of an LR crop, and the decode must give the crop back, L1.
+  lambda_rec: float = 0.0
+  decode_trains_flow: bool = True   # the decode phase steps the flow too (paper); else U only.
+  augment: bool = False             # random flips / 90-degree turns of the father crop.
   lambda_bicubic: float = 5.0       # warm-up constraint weight, /100 every `warmup_every`.
   warmup_every: float = 200 / 3000  # fraction of iters (official: every 200 of 3000).
   lambda_bicubic_min: float = 5e-6
@@ -75,9 +87,13 @@ class IKEConfig:
       raise ValueError(f"unsupported scale {self.scale}; expected 2, 3 or 4")
     if self.iters < 1:
       raise ValueError(f"iters must be >= 1, got {self.iters}")
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
     for name, allowed in (("coupling", ("tri", "additive")),
                           ("resize_kind", ("matlab", "torch")),
                           ("u_init", ("he", "reference")),
+                          ("u_input", ("z", "image")),
+                          ("squeeze", ("space2depth", "haar")),
                           ("energy_kind", ("mean9", "gauss36")),
                           ("tv_kind", ("isotropic", "squared")),
                           ("warmup_kind", ("exact", "reference"))):
@@ -123,10 +139,21 @@ REFERENCE = IKEConfig(
 
 FAST = PAPER.replace(iters=600)
 
+# Beyond the paper (docs/deviations.md, docs/recipe_log.md): the decoder trained on a pair
+# whose answer is known. The encode phase and PD1 are the paper's, plus a blur prior on the
+# downscaler; the decode is the Haar flow's inverse with U reading X_LR and writing every
+# slot, trained on son/father crops (son = the learned X_LLR of the father), the flow
+# stepped by the encode phase only; no PD2, TV or interpolation loss; EMA for inference.
+SELFSUP = PAPER.replace(
+    iters=600, squeeze="haar", u_input="image", lambda_rec=1.0, decode_trains_flow=False,
+    augment=True, ema_decay=0.99, lambda_kernel=1.0, lambda_csr_bwd=0.0, lambda_tv=0.0,
+    lambda_inter=0.0)
+
 TINY = IKEConfig(iters=4, crop=32, blocks_per_level=1, growth=4, u_width=8, u_depth=2,
                  d_width=8, log_every=2)
 
-PRESETS = {"paper": PAPER, "reference": REFERENCE, "fast": FAST, "tiny": TINY}
+PRESETS = {"paper": PAPER, "reference": REFERENCE, "fast": FAST, "selfsup": SELFSUP,
+           "tiny": TINY}
 
 # The project page's ablation switches (each removes one design of the full model).
 ABLATIONS = {

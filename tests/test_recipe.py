@@ -1,0 +1,108 @@
+"""The pieces beyond the paper: reference filters, Haar decode, son/father step, kernel prior."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from ikejax import configs, filters, kernel, patches, train
+from ikejax.model import build_model, init_variables
+
+# The son/father recipe on tiny nets (one compile for the step tests below).
+SELF_TINY = configs.get_config(
+    "tiny", squeeze="haar", u_input="image", lambda_rec=1.0, lambda_csr_bwd=0.0,
+    lambda_tv=0.0, lambda_inter=0.0, decode_trains_flow=False, ema_decay=0.9, augment=True,
+    lambda_kernel=1.0)
+
+
+def _image(h, w, seed=0):
+  rng = np.random.RandomState(seed)
+  y, x = np.mgrid[0:h, 0:w]
+  img = np.stack([np.sin(x / 2.5 + c) * np.cos(y / 3.5) for c in range(3)], -1) * 0.4 + 0.5
+  return np.clip(img + 0.03 * rng.randn(h, w, 3), 0, 1)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_sharpen_is_the_haar_decode_at_init(scale):
+  """With identity couplings and U = 0, IKE's Haar decode is the `sharpen` filter."""
+  cfg = SELF_TINY.replace(scale=scale)
+  model = build_model(cfg)
+  v = init_variables(model, jax.random.key(0), 8 * scale)
+  flow0 = jax.tree_util.tree_map(jnp.zeros_like, v["flow"])  # every subnet outputs 0
+  lr01 = _image(8 * scale, 6 * scale)
+  sr = model.super_resolve(flow0, v["up"], jnp.asarray(2 * lr01 - 1, jnp.float32))
+  np.testing.assert_allclose((np.asarray(sr) + 1) / 2, filters.sharpen(lr01, scale), atol=2e-5)
+  # space-to-depth puts the LR slot at one sub-pixel instead: not the filter.
+  s2d = build_model(cfg.replace(squeeze="space2depth"))
+  sr2 = s2d.super_resolve(flow0, v["up"], jnp.asarray(2 * lr01 - 1, jnp.float32))
+  assert np.max(np.abs((np.asarray(sr2) + 1) / 2 - filters.sharpen(lr01, scale))) > 1e-2
+
+
+def test_filters_shapes_constants_and_kernel():
+  for s in (2, 3, 4):
+    lr = _image(13, 10)
+    for f in filters.FILTERS.values():
+      assert f(lr, s).shape == (13 * s, 10 * s, 3)
+      np.testing.assert_allclose(f(np.full((9, 8, 1), 0.3), s), 0.3, atol=1e-12)
+    k = filters.bicubic_kernel(s, kernel.DEFAULT_SIZE[s])
+    np.testing.assert_allclose(k.sum(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(kernel.moments(k)["centre"],
+                               [k.shape[0] // 2 + (s - 1) / 2] * 2, atol=1e-9)
+
+
+def test_downscale_kernel_is_the_impulse_response():
+  cfg = SELF_TINY
+  state = train.create_state(jax.random.key(1), cfg)
+  side = kernel.probe_side(cfg)
+  k = build_model(cfg).downscale_kernel(state.flow, side)
+  full, _ = kernel.impulse_response(state.flow, cfg, side)
+  np.testing.assert_allclose(k, full, atol=1e-7)
+
+
+def test_son_father_step_trains_u_only_and_keeps_an_ema():
+  size = 40
+  cfg, _ = train.adapt_crop(SELF_TINY, size, size)
+  img01 = _image(size, size)
+  p_g, p_d = patches.crop_samplers(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  state = train.create_state(jax.random.key(0), cfg)
+  state0 = jax.tree_util.tree_map(np.array, state)  # the step donates its input buffers
+  step = train.make_train_step(cfg)
+  for _ in range(4):
+    state, m = step(state, jnp.asarray(2 * img01 - 1, jnp.float32), p_g, p_d, jax.random.key(2))
+  assert int(state.bad_step) == -1
+  assert all(np.isfinite(float(v)) for v in m.values())
+  assert float(m["rec"]) > 0 and float(m["kernel"]) >= 0 and float(m["d_hr"]) == 0
+  leaves = lambda t: jax.tree_util.tree_leaves(t)
+  changed = lambda a, b: any(not np.allclose(x, y) for x, y in zip(leaves(a), leaves(b)))
+  assert changed(state.up, state0.up) and changed(state.flow, state0.flow)
+  assert not changed(state.d_hr, state0.d_hr)       # PD2 has no weight: never stepped
+  assert changed(state.ema["up"], state.up)          # the average lags the parameters
+
+
+def test_dihedral_draws_all_eight():
+  x = jnp.arange(9.0).reshape(3, 3, 1)
+  seen = {tuple(np.asarray(train.dihedral(jax.random.key(i), x)).ravel()) for i in range(64)}
+  assert len(seen) == 8
+
+
+def test_sharpen_method_cli(tmp_path):
+  hr = (255 * _image(48, 40)).round().astype(np.uint8)
+  Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
+  Image.fromarray(hr).save(tmp_path / "hr.png")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax.main", *a], capture_output=True,
+                                  text=True, timeout=300, env=env)
+  r = run("--method", "sharpen", "--image", str(tmp_path / "lr.png"), "--hr",
+          str(tmp_path / "hr.png"), "--out", str(tmp_path / "out"), "--noprogress")
+  assert r.returncode == 0, r.stderr
+  rec = json.loads((tmp_path / "out" / "lr_x2.json").read_text())
+  assert rec["method"] == "sharpen" and rec["output_shape"] == [48, 40, 3]
+  assert set(rec["scores"]) == {"ikejax", "bicubic"}
+  r = run("--method", "bicubic", "--iters", "3", "--out", str(tmp_path / "o2"))
+  assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error:")
