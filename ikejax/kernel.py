@@ -29,27 +29,11 @@ import scipy.ndimage
 
 from ikejax import degrade, image_io, visualize
 from ikejax.configs import IKEConfig
-from ikejax.flow import squeeze_factors
-from ikejax.model import build_model
+from ikejax.model import build_model, probe_side
 
 # Saved kernel sides: wider than DIV2KRK's 11 (x2) and 31 (x4) so that a wide learned
 # blur is not cut off (`mass_inside` in the record says how much the window holds).
 DEFAULT_SIZE = {2: 21, 3: 31, 4: 41}
-
-
-def probe_side(cfg: IKEConfig) -> int:
-  """Side of the zero image whose centre pixel's receptive field stays inside it.
-
-  Each coupling applies up to three subnets (11x11 on its level's grid, a
-  5 px radius there), so the flow reaches `sum_levels 3 * 5 * K * f` input
-  pixels; the bicubic residual adds `4 s`. Rounded up to a multiple of `s`.
-  """
-  reach, grid = 0, 1
-  for f in squeeze_factors(cfg.scale):
-    grid *= f
-    reach += 3 * 5 * cfg.blocks_per_level * grid
-  side = 2 * (reach + 4 * cfg.scale) + cfg.scale
-  return -(-side // cfg.scale) * cfg.scale
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "side"))

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ikejax import ops
-from ikejax.flow import IKEFlow
+from ikejax.flow import IKEFlow, squeeze_factors
 from ikejax.networks import PatchDiscriminator, ZUpscaler
 
 
@@ -130,6 +130,22 @@ class IKEModel:
                             mutable=["batch_stats"])
     out = out[..., 0]
     return (out[0] if single else out), new_vars["batch_stats"]
+
+
+def probe_side(cfg) -> int:
+  """Side of the zero image whose centre LLR pixel's receptive field stays inside it
+  (`downscale_kernel`, `ikejax.kernel`).
+
+  Each coupling applies up to three subnets (11x11 on its level's grid, a
+  5 px radius there), so the flow reaches `sum_levels 3 * 5 * K * f` input
+  pixels; the bicubic residual adds `4 s`. Rounded up to a multiple of `s`.
+  """
+  reach, grid = 0, 1
+  for f in squeeze_factors(cfg.scale):
+    grid *= f
+    reach += 3 * 5 * cfg.blocks_per_level * grid
+  side = 2 * (reach + 4 * cfg.scale) + cfg.scale
+  return -(-side // cfg.scale) * cfg.scale
 
 
 def build_model(cfg) -> IKEModel:

@@ -3,9 +3,13 @@
 One iteration (official `train.py` loop; paper "encoding / decoding phases")
 runs four optimizer updates inside one compiled function:
   1. encode: flow step on  L_CSR^fwd + lambda_energy L_energy + lambda_bic L_bic
+             (+ lambda_kernel L_kernel, beyond the paper)
   2. PD1:    discriminator on real LR crops vs X_LLR (detached)
   3. decode: flow + U step on  lambda_bwd L_CSR^bwd + lambda_TV L_TV + lambda_inter L_inter
-  4. PD2:    discriminator on the LR crop vs the s x s tiles of X_SR (detached)
+             (+ lambda_rec L_rec on a son/father pair, beyond the paper; U only when
+             `decode_trains_flow` is off)
+  4. PD2:    discriminator on the LR crop vs the s x s tiles of X_SR (detached);
+             skipped when lambda_bwd is 0
 Every update is Adam (optax `scale_by_adam`) times a learning rate that is a
 pure function of the iteration, as are the loss weights (`IKEConfig`
 schedules). The flow has one Adam state, stepped twice per iteration, as the
@@ -28,8 +32,7 @@ from flax import struct
 from ikejax import losses
 from ikejax import patches
 from ikejax.configs import IKEConfig
-from ikejax.flow import squeeze_factors
-from ikejax.model import IKEModel, build_model, init_variables
+from ikejax.model import IKEModel, build_model, init_variables, probe_side
 
 PyTree = Any
 
@@ -112,18 +115,6 @@ def _tiles(x: jax.Array, s: int) -> list[jax.Array]:
   return [x[i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(s) for j in range(s)]
 
 
-def kernel_probe_side(cfg: IKEConfig) -> int:
-  """Side of the zero image whose centre LLR pixel sees the flow's whole receptive
-  field: each coupling applies up to three 11x11 subnets on its level's grid, the
-  bicubic residual adds `4 s` (as `ikejax.kernel.probe_side`)."""
-  reach, grid = 0, 1
-  for f in squeeze_factors(cfg.scale):
-    grid *= f
-    reach += 3 * 5 * cfg.blocks_per_level * grid
-  side = 2 * (reach + 4 * cfg.scale) + cfg.scale
-  return -(-side // (cfg.scale * cfg.scale)) * cfg.scale * cfg.scale
-
-
 def dihedral(key: jax.Array, x: jax.Array) -> jax.Array:
   """One of the 8 flips / 90-degree turns of a square `[H, H, C]` crop, drawn by `key`."""
   def turn(k):
@@ -174,7 +165,7 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
     l_kernel = jnp.zeros((), jnp.float32)
     if cfg.lambda_kernel > 0:
       l_kernel = losses.kernel_prior_loss(
-          model.downscale_kernel(flow_params, kernel_probe_side(cfg)), s)
+          model.downscale_kernel(flow_params, probe_side(cfg)), s)
     total = l_fwd + lam_energy * l_energy + lam_bic * l_bic + cfg.lambda_kernel * l_kernel
     return total, {"csr_fwd": l_fwd, "energy": l_energy, "bicubic": l_bic,
                    "kernel": l_kernel, "encode": total}
