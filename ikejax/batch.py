@@ -87,14 +87,15 @@ def take(tree, i: int):
   return jax.tree_util.tree_map(lambda a: a[i], tree)
 
 
-def _masked_step(state: train.IKEState, image, p_g, p_d, key, active, *, cfg, model):
+def _masked_step(state: train.IKEState, image, p_g, p_d, key, active, son_kernel, *, cfg,
+                 model):
   """`train.train_step`, keeping the last finite state of a job that failed.
 
   A job whose losses became NaN/inf (or a padding slot, `active` False) keeps
   its previous networks; `bad_step` records the failing iteration. Jobs never
   share values, so one failure cannot reach the others.
   """
-  new, metrics = train.train_step(state, image, p_g, p_d, key, cfg=cfg, model=model)
+  new, metrics = train.train_step(state, image, p_g, p_d, key, son_kernel, cfg=cfg, model=model)
   ok = active & (new.bad_step < 0)
   kept = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, state)
   return kept.replace(step=new.step, bad_step=new.bad_step), metrics
@@ -107,7 +108,8 @@ def make_mesh(devices: Sequence[jax.Device]) -> Mesh:
 
 @functools.lru_cache(maxsize=None)
 def make_batched_step(cfg: IKEConfig, mesh: Mesh) -> Callable:
-  """The compiled step of a batch: `(state, images, p_g, p_d, keys, active) -> (state, metrics)`.
+  """The compiled step of a batch: `(state, images, p_g, p_d, keys, active, son_kernels)
+  -> (state, metrics)` (`son_kernels`: `[B, k, k]` or None, `train.train_step`).
 
   Every argument and output has a leading image axis `B` (a multiple of the
   mesh size), sharded over the mesh. The state's buffers are donated.
@@ -132,6 +134,7 @@ class BatchInputs:
     p_g, p_d: stacked, padded `CentreSampler`s.
     init_keys, step_keys: `[B]` PRNG keys (`train.fit`'s split of each key).
     active: `[B]` bool, False on padding slots.
+    son_kernels: `[B, k, k]` kernels the sons are made with, or None.
   """
   images: jax.Array
   p_g: patches.CentreSampler
@@ -139,10 +142,12 @@ class BatchInputs:
   init_keys: jax.Array
   step_keys: jax.Array
   active: jax.Array
+  son_kernels: Optional[jax.Array] = None
 
 
 def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array],
-            slots: int, pad_to: Optional[tuple[int, int]] = None) -> BatchInputs:
+            slots: int, pad_to: Optional[tuple[int, int]] = None,
+            son_kernels: Optional[Sequence[np.ndarray]] = None) -> BatchInputs:
   """Pads and stacks the jobs' inputs to `slots` entries (repeating job 0, inactive).
 
   Args:
@@ -152,6 +157,7 @@ def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Arr
     slots: batch size after padding, `>= len(images)`.
     pad_to: `(H, W)` to pad to (default: the largest image); one size for
       all batches of a run means one compile.
+    son_kernels: one `[k, k]` kernel per image (same k), or None.
   """
   n = len(images)
   height = max([x.shape[0] for x in images] + [pad_to[0] if pad_to else 0])
@@ -169,7 +175,9 @@ def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Arr
       images=jnp.asarray(np.stack([xs[i] for i in order])),
       p_g=stack([pgs[i] for i in order]), p_d=stack([pds[i] for i in order]),
       init_keys=jnp.stack([k[0] for k in split]), step_keys=jnp.stack([k[1] for k in split]),
-      active=jnp.asarray([i < n for i in range(slots)]))
+      active=jnp.asarray([i < n for i in range(slots)]),
+      son_kernels=None if son_kernels is None else jnp.asarray(
+          np.stack([son_kernels[i] for i in order]), jnp.float32))
 
 
 @dataclasses.dataclass
@@ -205,8 +213,8 @@ def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.A
               on_log: Optional[Callable[[int, list[dict], list[int]], None]] = None,
               on_compiled: Optional[Callable[[float], None]] = None,
               checkpoint_every: int = 0,
-              on_checkpoint: Optional[Callable[[int, train.IKEState, list], None]] = None
-              ) -> BatchResult:
+              on_checkpoint: Optional[Callable[[int, train.IKEState, list], None]] = None,
+              son_kernels: Optional[Sequence[np.ndarray]] = None) -> BatchResult:
   """Trains IKE on several images at once, `cfg.iters` iterations each.
 
   Args:
@@ -225,6 +233,8 @@ def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.A
     on_compiled: called with the compile time.
     checkpoint_every: call `on_checkpoint(iteration, state, histories)` every
       this many iterations (0: never).
+    son_kernels: per image, the kernel its sons are made with (`train.fit`'s
+      `son_kernel`), or None.
 
   Returns:
     A `BatchResult`. A job that went non-finite is not raised but reported in
@@ -236,12 +246,12 @@ def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.A
   slots, used = slots_for(n, devices if devices is not None else jax.local_devices())
   mesh = make_mesh(used)
   sharding = NamedSharding(mesh, P(AXIS))
-  inputs = prepare(images, cfg, keys, slots, pad_to)
+  inputs = prepare(images, cfg, keys, slots, pad_to, son_kernels)
   if state is None:
     state = train.run_once(init_states, inputs.init_keys, cfg=cfg)
   state = jax.device_put(state, sharding)
   args = jax.device_put((inputs.images, inputs.p_g, inputs.p_d, inputs.step_keys,
-                         inputs.active), sharding)
+                         inputs.active, inputs.son_kernels), sharding)
   step_fn = make_batched_step(cfg, mesh)
 
   t0 = time.perf_counter()

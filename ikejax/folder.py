@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ikejax import image_io, results, train
+from ikejax import image_io, results, spectral, train
 from ikejax.configs import IKEConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -96,6 +96,7 @@ class Job:
     gt: ground-truth file or None.
     row: its manifest row (status, seconds, scores, error).
     loaded, x, hr, cfg, warning: filled when the image is read.
+    son_kernel: `(kernel, info)` its sons are made with (`spectral.son_kernel`), or None.
   """
   path: str
   outputs: dict
@@ -106,6 +107,7 @@ class Job:
   hr: Optional[np.ndarray] = None
   cfg: Optional[IKEConfig] = None
   warning: Optional[str] = None
+  son_kernel: Optional[tuple] = None
 
 
 def _row_from_record(path: str, record: dict, status: str) -> dict:
@@ -158,6 +160,7 @@ def _load(job: Job, cfg: IKEConfig) -> None:
     job.hr = hr
   job.loaded = loaded
   job.x = image_io.to_model_range(loaded.pixels, loaded.bit_depth)
+  job.son_kernel = spectral.son_kernel(cfg, loaded.pixels, loaded.bit_depth)
 
 
 def _batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
@@ -276,7 +279,8 @@ def _finish(job: Job, state, res, i: int, train_each: float, info: dict) -> None
         protect=[job.path] + ([job.gt] if job.gt else []), hr=job.hr,
         history=res.histories[i], timings=timings,
         info={"image": job.path, **info, "crop_warning": job.warning},
-        t_start=t0 - train_each)  # total_s: its share of the batch plus its own writing.
+        t_start=t0 - train_each,  # total_s: its share of the batch plus its own writing.
+        given_kernel=job.son_kernel)
   except (ValueError, OSError, train.NonFiniteLossError) as e:
     _fail(job, str(e), seconds=train_each + time.perf_counter() - t0)
     return
@@ -379,7 +383,8 @@ def run_folder(spec: str, out_dir: str, cfg: IKEConfig, *, preset: str = "paper"
       res = batch_lib.fit_batch(
           [j.x for j in group], gcfg, [jax.random.key(seed)] * len(group), devices=used,
           pad_to=pad_to[gcfg], state=resumed, histories=histories, on_log=on_log,
-          checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint)
+          checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint,
+          son_kernels=[j.son_kernel[0] for j in group] if group[0].son_kernel else None)
       train_each = (time.perf_counter() - t_batch) / len(group)
       # Per-image states on the host: inference then runs on the default device, never on
       # a slice of a multi-device array (that hung under jax.distributed on CPU).

@@ -35,7 +35,7 @@ flags.DEFINE_enum("method", "ike", ["ike", "kernelgan", "issr-dil", "bicubic", "
                   "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
                   "issr-dil: kernels from image statistics + ISSR-DIL's inverse; "
                   "bicubic, sharpen: zero-parameter reference filters.")
-flags.DEFINE_string("config", "paper", "preset: ike: paper, reference, fast, selfsup or tiny; "
+flags.DEFINE_string("config", "default", "preset: ike: default, paper, reference, fast, selfsup or tiny; "
                     "kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny.")
 flags.DEFINE_integer("iters", None, "training iterations (default: the preset's).")
 flags.DEFINE_integer("seed", 0, "PRNG seed.")
@@ -50,8 +50,10 @@ flags.DEFINE_enum("subnets", None, ["composed", "layers"],
                   "linear subnets as one composed 11x11 conv (fast, default) or layer by layer.")
 flags.DEFINE_enum("u_init", None, ["he", "reference"],
                   "init of U: 'he' (trainable, default) or the official one (U never trains).")
-flags.DEFINE_string("kernel", None, "--method issr-dil: train the L-CNN on this kernel "
-                    "(.npy or .mat with key Kernel) instead of the image statistics' kernels; "
+flags.DEFINE_string("kernel", None, "a known degradation kernel (.npy or .mat with key "
+                    "Kernel). --method ike --config default: IKE's decoder "
+                    "trained on sons made by it; --method issr-dil: the L-CNN trained on it "
+                    "instead of the image statistics' kernels; "
                     "a folder: each image's own (an ikejax run's <stem>_x<s>_kernel.npy, "
                     "<stem>.npy/.mat, DIV2KRK's kernel_<n>.mat).")
 flags.DEFINE_string("hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
@@ -75,8 +77,8 @@ class UserError(Exception):
   """A problem with the user's input or flags: one line, exit code 2."""
 
 
-def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(),
-        hr_path=None, progress=True) -> dict:
+def run(image_path, out_dir, preset="default", seed=0, overrides=None, ablations=(),
+        hr_path=None, progress=True, kernel_spec=None) -> dict:
   """Trains IKE on one image and writes all outputs. Returns the run record.
 
   Args:
@@ -88,6 +90,8 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     ablations: names from `configs.ABLATIONS`.
     hr_path: optional ground truth, adds Y-PSNR/SSIM to the record.
     progress: show a progress bar.
+    kernel_spec: `--kernel` (a kernel file, or a folder holding the image's): the
+      non-blind mode, sons made by that kernel (needs a preset with `lambda_rec`).
 
   Raises:
     UserError, ImageError, NonFiniteLossError: with one-line messages.
@@ -116,8 +120,37 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
     except ValueError as e:
       raise UserError(str(e)) from None
 
+  given, kernel_file = None, None
+  if kernel_spec is not None:
+    from ikejax import methods
+    if cfg.lambda_rec <= 0:
+      raise UserError(f"--kernel needs a preset that trains on sons (--config default); "
+                      f"{preset!r} learns its own degradation")
+    try:
+      given = methods.given_kernel(kernel_spec, image_path, scale)
+    except ValueError as e:
+      raise UserError(str(e)) from None
+    if given[0].shape[0] % 2 == 0 or given[0].shape[0] != given[0].shape[1]:
+      raise UserError(f"kernel {given[1]} is {given[0].shape}; expected a square, odd-sided kernel")
+    from ikejax import degrade
+    # Centre of mass to the LR pixel's centre (DIV2KRK's convention; a no-op for an
+    # operator-window estimate such as an ikejax run's).
+    kernel_file = given[1]
+    given = (degrade.kernel_shift(given[0], scale), {"source": f"given: {kernel_file}"})
+  else:
+    from ikejax import spectral
+    estimate = spectral.son_kernel(cfg, loaded.pixels, loaded.bit_depth)
+    if estimate is not None:
+      given, k_info = estimate, estimate[1]
+      if "fallback" in k_info:
+        print(f"warning: {k_info['fallback']}; making sons with the bicubic kernel",
+              file=sys.stderr)
+      else:
+        print(f"estimated the kernel from the spectrum: sigmas {k_info['sigmas'][0]:.2f} x "
+              f"{k_info['sigmas'][1]:.2f} px", file=sys.stderr)
+
   outputs = results.output_paths(out_dir, stem, scale)
-  protect = [p for p in (image_path, hr_path) if p]
+  protect = [p for p in (image_path, hr_path, kernel_file) if p]
   clash = results.overwritten_input(outputs, protect)  # Refuse before training, not after.
   if clash:
     raise UserError(f"output {clash} would overwrite an input file; choose another --out")
@@ -149,7 +182,8 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
   try:
     print(f"training {cfg.iters} iterations of IKE x{scale} on {stem} "
           f"({w}x{h}, crop {cfg.crop}, {jax.devices()[0].platform})", file=sys.stderr)
-    result = train.fit(x, cfg, jax.random.key(seed), on_log=on_log, on_compiled=on_compiled)
+    result = train.fit(x, cfg, jax.random.key(seed), on_log=on_log, on_compiled=on_compiled,
+                       son_kernel=None if given is None else given[0])
   finally:
     if bar is not None:
       bar.close()
@@ -161,7 +195,7 @@ def run(image_path, out_dir, preset="paper", seed=0, overrides=None, ablations=(
              "s_per_iter": result.train_seconds / max(1, cfg.iters)}
   record = results.write_outputs(result.state, x, loaded, cfg, outputs, protect=protect, hr=hr,
                                  history=result.history, timings=timings, info=info,
-                                 t_start=t_start)
+                                 t_start=t_start, given_kernel=given)
   return record
 
 
@@ -181,15 +215,16 @@ def main(argv):
     overrides["compose_subnets"] = FLAGS.subnets == "composed"
   if FLAGS.method != "ike":
     return run_method_cli()
-  if FLAGS.kernel is not None:
-    raise UserError("--kernel applies to --method issr-dil only (IKE learns its kernel)")
   if FLAGS.images is not None:
+    if FLAGS.kernel is not None:
+      raise UserError("--kernel with --method ike runs one --image at a time")
     return run_folder_cli(overrides)
   for flag in ("gt", "coordinator_address", "num_processes", "process_id"):
     if FLAGS[flag].present:
       raise UserError(f"--{flag} needs --images")
   record = run(FLAGS.image, FLAGS.out, FLAGS.config, FLAGS.seed, overrides=overrides,
-               ablations=FLAGS.ablate, hr_path=FLAGS.hr, progress=FLAGS.progress)
+               ablations=FLAGS.ablate, hr_path=FLAGS.hr, progress=FLAGS.progress,
+               kernel_spec=FLAGS.kernel)
   line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
   for name, sc in record["scores"].items():
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
@@ -209,7 +244,9 @@ def run_method_cli() -> None:
     raise UserError(f"--batch applies to --method ike only ({FLAGS.method} runs one image "
                     "at a time)")
   try:
-    mcfg = methods.get_config(FLAGS.method, FLAGS.config, FLAGS.scale, FLAGS.iters,
+    # The other methods' presets are their papers' ("default" names IKE's recipe).
+    preset = FLAGS.config if FLAGS["config"].present else "paper"
+    mcfg = methods.get_config(FLAGS.method, preset, FLAGS.scale, FLAGS.iters,
                               FLAGS.kernel)
   except ValueError as e:
     raise UserError(str(e)) from None

@@ -237,6 +237,16 @@ def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
 # ------------------------------------------------------------------------------
 
 
+def correlate_subsample(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
+  """`[H, W, C] -> [ceil(H/s), ceil(W/s), C]`: every channel correlated with an odd
+  `[k, k]` operator-window kernel (mirrored borders, `d c b a | a b c d`), then every
+  s-th pixel from 0: `y[i] = sum_u kernel[u] x[s*i + u - k//2]` (`ikejax.kernel`'s
+  convention, DIV2KRK's degradation)."""
+  r = kernel.shape[0] // 2
+  xp = jnp.pad(x, ((r, r), (r, r), (0, 0)), mode="symmetric")
+  return conv2d_single(xp, kernel, stride=s, padding=0)
+
+
 def rgb_to_gray(x: Array) -> Array:
   """`[H, W, 3] -> [H, W]` luma with weights (0.299, 0.587, 0.114)."""
   return x[..., 0] * GRAY_WEIGHTS[0] + x[..., 1] * GRAY_WEIGHTS[1] + x[..., 2] * GRAY_WEIGHTS[2]

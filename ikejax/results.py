@@ -99,7 +99,8 @@ def versions() -> dict:
 def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKEConfig,
                   outputs: dict[str, str], *, protect: Sequence[str],
                   hr: Optional[np.ndarray], history: list[dict], timings: dict,
-                  info: dict, t_start: Optional[float] = None) -> dict:
+                  info: dict, t_start: Optional[float] = None,
+                  given_kernel: Optional[tuple[np.ndarray, dict]] = None) -> dict:
   """IKE: whole-image inference with a trained state, then every output file.
 
   Args:
@@ -114,6 +115,9 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
     timings: seconds so far (`compile_s`, `train_s`, ...); inference is added.
     info: fields put first in the record (image, preset, seed, ...).
     t_start: `time.perf_counter()` at the job's start: adds `total_s`.
+    given_kernel: `(kernel, info)` the sons were made with (a given file's, or
+      an estimate's, `info['source']` saying which): written as the kernel instead
+      of the (untrained) flow's.
 
   Returns:
     The record (also written to `outputs['record']`, last).
@@ -125,7 +129,10 @@ def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKECo
   timings = {**timings, "inference_s": time.perf_counter() - t0}
   llr = infer.downscale(state, x, cfg)
   # The learned degradation as a blur kernel (exact with linear subnets).
-  k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
+  if given_kernel is None:
+    k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
+  else:
+    k, k_info = given_kernel[0], dict(given_kernel[1])
   return write_result(outputs, loaded=loaded, x=x, scale=cfg.scale, sr=sr, llr=llr,
                       est_kernel=k, kernel_info=k_info, protect=protect, hr=hr,
                       # Losses a preset switches off stay 0: not drawn on the log scale.

@@ -30,6 +30,7 @@ import optax
 from flax import struct
 
 from ikejax import losses
+from ikejax import ops
 from ikejax import patches
 from ikejax.configs import IKEConfig
 from ikejax.model import IKEModel, build_model, init_variables, probe_side
@@ -124,7 +125,7 @@ def dihedral(key: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array,
-               key: jax.Array, *, cfg: IKEConfig,
+               key: jax.Array, son_kernel: Optional[jax.Array] = None, *, cfg: IKEConfig,
                model: Optional[IKEModel] = None) -> tuple[IKEState, dict]:
   """One IKE iteration (the four updates above) on crops of one image.
 
@@ -135,6 +136,10 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
       raw `[H, W]` maps work too, at the cost of rebuilding the CDF each step).
     key: the run's PRNG key; folded with `state.step`, so the same key is
       passed at every iteration.
+    son_kernel: a known `[k, k]` degradation kernel (operator window, odd k), or
+      None. Given, the sons are made with it (`ops.correlate_subsample`) and the encode
+      phase and PD1 are skipped: there is no degradation left to learn (the
+      non-blind mode, `cfg.lambda_rec > 0`).
     cfg: config (static); `cfg.crop` must fit the image.
     model: built from `cfg` when not given.
 
@@ -170,24 +175,31 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
     return total, {"csr_fwd": l_fwd, "energy": l_energy, "bicubic": l_bic,
                    "kernel": l_kernel, "encode": total}
 
-  (_, m_enc), grads = jax.value_and_grad(encode_loss, has_aux=True)(state.flow)
-  flow, opt_flow = _apply_adam(tx, state.flow, grads, state.opt["flow"], lr)
-
-  # 2. PD1: real LR crops vs X_LLR of the updated flow (official `train_d`).
-  llr, z = jax.lax.stop_gradient(model.encode(flow, g_in))
-  fake = llr + cfg.d_fake_noise * jax.random.normal(k_fake, llr.shape)
-  real = d_in + cfg.d_real_noise * jax.random.normal(k_real, d_in.shape)
-
-  def d_lr_loss(params):
+  def d_lr_loss(params, real, fake):
     # One batched call judges both crops, each with its own BatchNorm statistics.
     maps, stats = model.discriminate(
         "lr", {"params": params, "batch_stats": state.d_lr["batch_stats"]},
         jnp.stack([real, fake]), True)
     return 0.5 * (losses.gan_loss(maps[0], True) + losses.gan_loss(maps[1], False)), stats
 
-  (l_dlr, stats), grads = jax.value_and_grad(d_lr_loss, has_aux=True)(state.d_lr["params"])
-  p_dlr, opt_dlr = _apply_adam(tx, state.d_lr["params"], grads, state.opt["d_lr"], lr)
-  d_lr = {"params": p_dlr, "batch_stats": stats}
+  flow, opt_flow, d_lr, opt_dlr = state.flow, state.opt["flow"], state.d_lr, state.opt["d_lr"]
+  if son_kernel is None:
+    (_, m_enc), grads = jax.value_and_grad(encode_loss, has_aux=True)(state.flow)
+    flow, opt_flow = _apply_adam(tx, state.flow, grads, state.opt["flow"], lr)
+
+    # 2. PD1: real LR crops vs X_LLR of the updated flow (official `train_d`).
+    llr, z = jax.lax.stop_gradient(model.encode(flow, g_in))
+    fake = llr + cfg.d_fake_noise * jax.random.normal(k_fake, llr.shape)
+    real = d_in + cfg.d_real_noise * jax.random.normal(k_real, d_in.shape)
+    (l_dlr, stats), grads = jax.value_and_grad(d_lr_loss, has_aux=True)(
+        state.d_lr["params"], real, fake)
+    p_dlr, opt_dlr = _apply_adam(tx, state.d_lr["params"], grads, state.opt["d_lr"], lr)
+    d_lr = {"params": p_dlr, "batch_stats": stats}
+  else:
+    zero = jnp.zeros((), jnp.float32)
+    m_enc = {k: zero for k in ("csr_fwd", "energy", "bicubic", "kernel", "encode")}
+    l_dlr = zero
+    z = jax.lax.stop_gradient(model.encode(flow, g_in)[1])
 
   # 3. Decode phase: U and the flow's inverse pass (Z detached), against PD2 and the
   # priors on the LR crop's X_SR (paper), and/or on the son/father pair (lambda_rec).
@@ -198,7 +210,11 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   on_lr_crop = cfg.lambda_csr_bwd > 0 or cfg.lambda_tv > 0 or cfg.lambda_inter > 0
   if cfg.lambda_rec > 0:
     father = dihedral(k_aug, g_in) if cfg.augment else g_in
-    son, z_son = jax.lax.stop_gradient(model.encode(flow, father))
+    if son_kernel is None:
+      son = jax.lax.stop_gradient(model.encode(flow, father)[0])
+    else:
+      son = ops.correlate_subsample(father, son_kernel, s)
+    z_son = None
     if cfg.u_input == "z":
       z_son = jax.lax.stop_gradient(model.encode(flow, son)[1])
 
@@ -313,7 +329,8 @@ class FitResult:
 def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
         on_log: Optional[Callable[[int, dict], None]] = None,
         on_compiled: Optional[Callable[[float], None]] = None,
-        state: Optional[IKEState] = None) -> FitResult:
+        state: Optional[IKEState] = None,
+        son_kernel: Optional[np.ndarray] = None) -> FitResult:
   """Trains IKE on one image for `cfg.iters` iterations.
 
   Args:
@@ -324,6 +341,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
       iterations and at the end, with host floats (the only host syncs).
     on_compiled: called with the compile time once the step is compiled.
     state: resume from this state instead of a fresh one.
+    son_kernel: a known degradation kernel: the non-blind mode (`train_step`).
 
   Returns:
     A `FitResult`.
@@ -340,7 +358,9 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   step_fn = make_train_step(cfg)
 
   t0 = time.perf_counter()
-  compiled = step_fn.lower(state, image, p_g, p_d, k_step).compile()
+  if son_kernel is not None:
+    son_kernel = jnp.asarray(son_kernel, jnp.float32)
+  compiled = step_fn.lower(state, image, p_g, p_d, k_step, son_kernel).compile()
   compile_seconds = time.perf_counter() - t0
   if on_compiled is not None:
     on_compiled(compile_seconds)
@@ -349,7 +369,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   t0 = time.perf_counter()
   start = int(state.step)
   for it in range(start, cfg.iters):
-    state, metrics = compiled(state, image, p_g, p_d, k_step)
+    state, metrics = compiled(state, image, p_g, p_d, k_step, son_kernel)
     done = it + 1
     if done % cfg.log_every == 0 or done == cfg.iters:
       host = {k: float(v) for k, v in jax.device_get(metrics).items()}

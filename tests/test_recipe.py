@@ -106,3 +106,64 @@ def test_sharpen_method_cli(tmp_path):
   assert set(rec["scores"]) == {"ikejax", "bicubic"}
   r = run("--method", "bicubic", "--iters", "3", "--out", str(tmp_path / "o2"))
   assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_correlate_subsample_is_the_kernel_operator():
+  rng = np.random.RandomState(3)
+  x, k = rng.rand(17, 14, 3), rng.rand(7, 7)
+  from ikejax import ops
+  got = ops.correlate_subsample(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), 2)
+  np.testing.assert_allclose(got, kernel.apply_kernel(x, k, 2), atol=1e-5)
+
+
+def test_given_kernel_step_trains_u_alone():
+  size = 40
+  cfg, _ = train.adapt_crop(SELF_TINY, size, size)
+  img01 = _image(size, size, seed=1)
+  p_g, p_d = patches.crop_samplers(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  state = train.create_state(jax.random.key(0), cfg)
+  state0 = jax.tree_util.tree_map(np.array, state)
+  k = jnp.asarray(np.outer([1, 2, 1], [1, 2, 1]) / 16.0, jnp.float32)
+  step = train.make_train_step(cfg)
+  for _ in range(3):
+    state, m = step(state, jnp.asarray(2 * img01 - 1, jnp.float32), p_g, p_d,
+                    jax.random.key(2), k)
+  leaves = lambda t: jax.tree_util.tree_leaves(t)
+  same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+  assert same(state.flow, state0.flow) and same(state.d_lr, state0.d_lr)  # nothing to learn
+  assert not same(state.up, state0.up) and float(m["rec"]) > 0
+  assert float(m["csr_fwd"]) == 0 and int(state.bad_step) == -1
+
+
+def test_nonblind_cli_needs_a_son_preset(tmp_path):
+  hr = (255 * _image(64, 64)).round().astype(np.uint8)
+  Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
+  np.save(tmp_path / "k.npy", np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax.main", "--image",
+                                   str(tmp_path / "lr.png"), "--kernel", str(tmp_path / "k.npy"),
+                                   "--noprogress", *a], capture_output=True, text=True,
+                                  timeout=300, env=env)
+  r = run("--out", str(tmp_path / "a"))
+  assert r.returncode == 2 and "--config default" in r.stderr.strip().splitlines()[-1]
+  r = run("--config", "default", "--iters", "2", "--out", str(tmp_path / "b"))
+  assert r.returncode == 0, r.stderr
+  rec = json.loads((tmp_path / "b" / "lr_x2.json").read_text())
+  assert rec["kernel"]["source"].endswith("k.npy") and rec["output_shape"] == [64, 64, 3]
+
+
+def test_default_recipe_folder_run_makes_sons_with_each_images_estimate(tmp_path):
+  lr_dir = tmp_path / "lr"
+  lr_dir.mkdir()
+  for i in range(2):
+    Image.fromarray((255 * _image(48, 48, seed=i)).round().astype(np.uint8)).save(
+        lr_dir / f"im_{i}.png")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  r = subprocess.run([sys.executable, "-m", "ikejax.main", "--config", "default", "--iters", "2",
+                      "--images", str(lr_dir), "--out", str(tmp_path / "o"), "--batch", "2",
+                      "--noprogress"], capture_output=True, text=True, timeout=300, env=env)
+  assert r.returncode == 0, r.stderr
+  for i in range(2):
+    rec = json.loads((tmp_path / "o" / f"im_{i}_x2.json").read_text())
+    assert rec["kernel"]["source"].startswith("spectral"), rec["kernel"]
+    assert rec["config"]["son_source"] == "spectral" and len(rec["kernel"]["sigmas"]) == 2

@@ -14,6 +14,8 @@ Presets:
   * `selfsup`: beyond the paper, the decoder trained on son/father pairs made by
     the learned downscaler (`SELFSUP` below); not the default: measured below the
     `sharpen` filter while the downscaler's kernel is wrong (docs/recipe_log.md).
+  * `default`: the `selfsup` decoder trained on sons made by the spectral kernel
+    estimate, or by a known kernel (`--kernel`); `DEFAULT` below.
   * `tiny`: for tests (small nets and crops, a few iterations).
 """
 
@@ -68,6 +70,8 @@ class IKEConfig:
   lambda_rec: float = 0.0
   decode_trains_flow: bool = True   # the decode phase steps the flow too (paper); else U only.
   augment: bool = False             # random flips / 90-degree turns of the father crop.
+  son_source: str = "flow"          # sons by the learned 'flow' or a 'spectral' kernel estimate
+                                    # (ikejax.spectral); `--kernel` gives a known one instead.
   lambda_bicubic: float = 5.0       # warm-up constraint weight, /100 every `warmup_every`.
   warmup_every: float = 200 / 3000  # fraction of iters (official: every 200 of 3000).
   lambda_bicubic_min: float = 5e-6
@@ -94,6 +98,7 @@ class IKEConfig:
                           ("u_init", ("he", "reference")),
                           ("u_input", ("z", "image")),
                           ("squeeze", ("space2depth", "haar")),
+                          ("son_source", ("flow", "spectral")),
                           ("energy_kind", ("mean9", "gauss36")),
                           ("tv_kind", ("isotropic", "squared")),
                           ("warmup_kind", ("exact", "reference"))):
@@ -152,8 +157,15 @@ SELFSUP = PAPER.replace(
 TINY = IKEConfig(iters=4, crop=32, blocks_per_level=1, growth=4, u_width=8, u_depth=2,
                  d_width=8, log_every=2)
 
+# The same decoder on sons made by a kernel: the closed-form spectral estimate
+# (ikejax.spectral), or a known one (`--kernel`). The flow stays at its Haar
+# initialisation (the kernel is given, nothing is left for the encode phase), U alone is
+# trained with Adam 1e-3, beta1 0.9, no decay, no EMA (experiments/decoder_bound.py).
+DEFAULT = SELFSUP.replace(iters=800, lr=1e-3, b1=0.9, lr_decay_every=1.0, ema_decay=0.0,
+                          lambda_kernel=0.0, son_source="spectral")
+
 PRESETS = {"paper": PAPER, "reference": REFERENCE, "fast": FAST, "selfsup": SELFSUP,
-           "tiny": TINY}
+           "default": DEFAULT, "tiny": TINY}
 
 # The project page's ablation switches (each removes one design of the full model).
 ABLATIONS = {

@@ -1,0 +1,53 @@
+"""A run folder's records beside the two reference filters, per image (Y-PSNR / SSIM).
+
+  python experiments/filter_table.py --records OUT --lr LR_DIR --gt GT_DIR --scale 2
+
+Prints a markdown table: bicubic, `sharpen` (ikejax.filters, computed here) and the run's
+own scores from its records, with the run's seconds per image and the mean.
+"""
+
+import argparse
+import glob
+import json
+import os
+
+import numpy as np
+
+from ikejax import filters, image_io, metrics
+
+
+def q8(x01):
+  return np.clip(np.round(x01 * 255), 0, 255).astype(np.uint8)
+
+
+def main(a):
+  rows = []
+  for path in sorted(glob.glob(os.path.join(a.records, f"*_x{a.scale}.json"))):
+    rec = json.load(open(path))
+    stem = os.path.basename(path)[:-len(f"_x{a.scale}.json")]
+    lr01 = image_io.read_image(os.path.join(a.lr, stem + ".png")).pixels / 255.0
+    hr = image_io.read_image(os.path.join(a.gt, stem + ".png")).pixels
+    sharp = metrics.evaluate(q8(filters.sharpen(lr01, a.scale)), hr, a.scale)
+    rows.append((stem, rec["scores"]["bicubic"], sharp, rec["scores"]["ikejax"],
+                 rec["timings"].get("total_s", float("nan"))))
+  print("| image | bicubic | sharpen | run | run - sharpen (dB) | s |")
+  print("|---|---|---|---|---|---|")
+  fmt = lambda d: f"{d['psnr_y']:.2f} / {d['ssim_y']:.4f}"
+  for stem, b, sh, r, t in rows:
+    print(f"| {stem} | {fmt(b)} | {fmt(sh)} | {fmt(r)} | {r['psnr_y'] - sh['psnr_y']:+.2f} | {t:.0f} |")
+  mean = lambda i, k: np.mean([row[i][k] for row in rows])
+  wins = sum(row[3]["psnr_y"] > row[2]["psnr_y"] for row in rows)
+  print(f"| mean of {len(rows)} | {mean(1, 'psnr_y'):.2f} / {mean(1, 'ssim_y'):.4f} | "
+        f"{mean(2, 'psnr_y'):.2f} / {mean(2, 'ssim_y'):.4f} | "
+        f"{mean(3, 'psnr_y'):.2f} / {mean(3, 'ssim_y'):.4f} | "
+        f"{mean(3, 'psnr_y') - mean(2, 'psnr_y'):+.2f} ({wins} of {len(rows)} above) | "
+        f"{np.median([row[4] for row in rows]):.0f} (median) |")
+
+
+if __name__ == "__main__":
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--records", required=True)
+  ap.add_argument("--lr", required=True)
+  ap.add_argument("--gt", required=True)
+  ap.add_argument("--scale", type=int, default=2)
+  main(ap.parse_args())
