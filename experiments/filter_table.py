@@ -1,19 +1,34 @@
 """A run folder's records beside the two reference filters, per image (Y-PSNR / SSIM).
 
-  python experiments/filter_table.py --records OUT --lr LR_DIR --gt GT_DIR --scale 2
+  python experiments/filter_table.py --records OUT --lr LR_DIR --gt GT_DIR --scale 2 \
+      [--append docs/results.md --title "..."]
 
 Prints a markdown table: bicubic, `sharpen` (ikejax.filters, computed here) and the run's
-own scores from its records, with the run's seconds per image and the mean.
+own scores from its records, with the run's seconds per image and the mean. `--append`
+adds it to a file under `--title`, with the command, the records' machine and the date.
 """
 
 import argparse
 import glob
 import json
 import os
+import shlex
+import sys
+import time
 
 import numpy as np
 
 from ikejax import filters, image_io, metrics
+
+
+def _cpu() -> str:
+  """This machine's CPU model and core count (the tables are made where the runs ran)."""
+  try:
+    model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                 if l.startswith("model name"))
+  except (OSError, StopIteration):
+    model = "unknown CPU"
+  return f"{os.cpu_count()} cores, {model}"
 
 
 def q8(x01):
@@ -30,18 +45,29 @@ def main(a):
     sharp = metrics.evaluate(q8(filters.sharpen(lr01, a.scale)), hr, a.scale)
     rows.append((stem, rec["scores"]["bicubic"], sharp, rec["scores"]["ikejax"],
                  rec["timings"].get("total_s", float("nan"))))
-  print("| image | bicubic | sharpen | run | run - sharpen (dB) | s |")
-  print("|---|---|---|---|---|---|")
+  lines = ["| image | bicubic | sharpen | run | run - sharpen (dB) | s |",
+           "|---|---|---|---|---|---|"]
   fmt = lambda d: f"{d['psnr_y']:.2f} / {d['ssim_y']:.4f}"
   for stem, b, sh, r, t in rows:
-    print(f"| {stem} | {fmt(b)} | {fmt(sh)} | {fmt(r)} | {r['psnr_y'] - sh['psnr_y']:+.2f} | {t:.0f} |")
+    lines.append(f"| {stem} | {fmt(b)} | {fmt(sh)} | {fmt(r)} | "
+                 f"{r['psnr_y'] - sh['psnr_y']:+.2f} | {t:.0f} |")
   mean = lambda i, k: np.mean([row[i][k] for row in rows])
   wins = sum(row[3]["psnr_y"] > row[2]["psnr_y"] for row in rows)
-  print(f"| mean of {len(rows)} | {mean(1, 'psnr_y'):.2f} / {mean(1, 'ssim_y'):.4f} | "
-        f"{mean(2, 'psnr_y'):.2f} / {mean(2, 'ssim_y'):.4f} | "
-        f"{mean(3, 'psnr_y'):.2f} / {mean(3, 'ssim_y'):.4f} | "
-        f"{mean(3, 'psnr_y') - mean(2, 'psnr_y'):+.2f} ({wins} of {len(rows)} above) | "
-        f"{np.median([row[4] for row in rows]):.0f} (median) |")
+  lines.append(f"| mean of {len(rows)} | {mean(1, 'psnr_y'):.2f} / {mean(1, 'ssim_y'):.4f} | "
+               f"{mean(2, 'psnr_y'):.2f} / {mean(2, 'ssim_y'):.4f} | "
+               f"{mean(3, 'psnr_y'):.2f} / {mean(3, 'ssim_y'):.4f} | "
+               f"{mean(3, 'psnr_y') - mean(2, 'psnr_y'):+.2f} ({wins} of {len(rows)} above) | "
+               f"{np.median([row[4] for row in rows]):.0f} (median) |")
+  print("\n".join(lines))
+  if a.append:
+    rec = json.load(open(sorted(glob.glob(os.path.join(a.records, f"*_x{a.scale}.json")))[0]))
+    dev = rec["device"]
+    head = [f"## {a.title}", "",
+            f"`python {shlex.join(sys.argv)}` ({time.strftime('%Y-%m-%d')}; records made on "
+            f"{dev['platform']} ({_cpu()}), jax {rec['versions']['jax']}; Y-PSNR / SSIM as "
+            "`ikejax.metrics`, seconds: the whole run of one image).", ""]
+    with open(a.append, "a") as f:
+      f.write("\n".join(head + lines) + "\n\n")
 
 
 if __name__ == "__main__":
@@ -50,4 +76,6 @@ if __name__ == "__main__":
   ap.add_argument("--lr", required=True)
   ap.add_argument("--gt", required=True)
   ap.add_argument("--scale", type=int, default=2)
+  ap.add_argument("--append", default=None, help="markdown file to add the table to")
+  ap.add_argument("--title", default="Results")
   main(ap.parse_args())
