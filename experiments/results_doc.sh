@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Rebuilds docs/results.md from the kept records of experiments/kept/default/ (one table per
+# folder <set>-x<s>-seed<k>-<iters>it), beside bicubic and `sharpen`:
+#   bash experiments/results_doc.sh      (DATA: ../shared/data)
+set -euo pipefail
+data=${DATA:-../shared/data}/DIV2KRK
+doc=docs/results.md
+cat > "$doc" <<'HEAD'
+# Results of the default recipe
+
+Made by `bash experiments/results_doc.sh` from the kept records in
+`experiments/kept/default/` (one folder per table), which the runs wrote with
+`bash experiments/default_div2krk.sh OUT SCALE SEED` (`python -m ikejax.main --config default`
+on each of the 8 DIV2KRK images of ../shared/data, one at a time). Blind: the kernel is
+estimated from the LR alone. Beside each run, the two zero-parameter filters of
+`ikejax/filters.py`. The recipe and what led to it: docs/recipe_log.md; its departures from
+the paper: docs/deviations.md. Seconds are whole runs, measured while other jobs shared the
+two cores (upper bounds).
+
+HEAD
+for dir in experiments/kept/default/DIV2KRK-x*; do
+  name=$(basename "$dir")                       # DIV2KRK-x2-seed0-1600it
+  s=$(echo "$name" | sed -E 's/.*-x([0-9])-.*/\1/')
+  python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
+    --scale "$s" --append "$doc" --title "$name" > /dev/null
+done
