@@ -107,7 +107,7 @@ def get_config(method: str, preset: str, scale: int, iters: Optional[int] = None
   """Raises ValueError (one line) for an unknown preset, scale or flag combination."""
   if kernel_from is not None:
     if method != "issr-dil":
-      raise ValueError("--kernel applies to --method issr-dil only (the L-CNN inverts the "
+      raise ValueError("--kernel applies to --method ike or issr-dil (they train on the "
                        "given kernel)")
     if not os.path.exists(kernel_from):
       raise ValueError(f"--kernel {kernel_from}: no such file or folder")

@@ -73,8 +73,9 @@ def test_method_flag_errors_are_one_line(tmp_path):
                        (("--method", "kernelgan", "--ablate", "no_inter"), "--method ike only"),
                        (("--method", "issr-dil", "--batch", "2"), "--batch"),
                        (("--method", "kernelgan", "--config", "fast"), "unknown kernelgan config"),
-                       (("--kernel", str(tmp_path)), "--method issr-dil only"),
-                       (("--method", "kernelgan", "--kernel", str(tmp_path)), "issr-dil only"),
+                       (("--kernel", str(tmp_path)), "no kernel for astronaut"),
+                       (("--method", "kernelgan", "--kernel", str(tmp_path)),
+                        "--method ike or issr-dil"),
                        (("--method", "issr-dil", "--kernel", str(tmp_path / "no.npy")),
                         "no such file")):
     r = _run(*args, "--out", str(tmp_path))

@@ -135,7 +135,7 @@ def test_given_kernel_step_trains_u_alone():
   assert float(m["csr_fwd"]) == 0 and int(state.bad_step) == -1
 
 
-def test_nonblind_cli_needs_a_son_preset(tmp_path):
+def test_kernel_cli_needs_a_son_preset(tmp_path):
   hr = (255 * _image(64, 64)).round().astype(np.uint8)
   Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
   np.save(tmp_path / "k.npy", np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
@@ -144,7 +144,7 @@ def test_nonblind_cli_needs_a_son_preset(tmp_path):
                                    str(tmp_path / "lr.png"), "--kernel", str(tmp_path / "k.npy"),
                                    "--noprogress", *a], capture_output=True, text=True,
                                   timeout=300, env=env)
-  r = run("--out", str(tmp_path / "a"))
+  r = run("--config", "paper", "--out", str(tmp_path / "a"))
   assert r.returncode == 2 and "--config default" in r.stderr.strip().splitlines()[-1]
   r = run("--config", "default", "--iters", "2", "--out", str(tmp_path / "b"))
   assert r.returncode == 0, r.stderr
