@@ -190,3 +190,14 @@ def test_nyquist_energy_and_mean_rgb_error_known_values():
   sr = hr.copy()
   sr[..., 1] -= 2
   assert metrics.mean_rgb_error(sr, hr, 2) == pytest.approx([0.0, -2.0, 0.0])
+
+
+def test_windowed_nyquist_energy_noise_and_stripes():
+  rng = np.random.RandomState(0)
+  noise = np.stack([rng.randn(256, 256) * 10 + 128] * 3, -1)
+  whole, win = metrics.nyquist_energy(noise), metrics.nyquist_energy_windowed(noise, 32)
+  assert abs(win["total"] / whole["total"] - 1) < 0.15
+  stripe = np.full((64, 256, 3), 128.0)
+  stripe[:, ::2] += 5.0                      # one column phase brighter: coherent over W
+  ratio = metrics.nyquist_energy_windowed(stripe, 32)["cols"] / metrics.nyquist_energy(stripe)["cols"]
+  np.testing.assert_allclose(ratio, 32 / 256, rtol=1e-6)
