@@ -35,6 +35,17 @@ def q8(x01):
   return np.clip(np.round(x01 * 255), 0, 255).astype(np.uint8)
 
 
+def seed_spread(folders, scale):
+  """Per image, over the seed folders that hold it: mean and std (n-1) of Y-PSNR."""
+  runs = {}
+  for d in folders:
+    for path in glob.glob(os.path.join(d, f"*_x{scale}.json")):
+      stem = os.path.basename(path)[:-len(f"_x{scale}.json")]
+      runs.setdefault(stem, []).append(json.load(open(path))["scores"]["ikejax"]["psnr_y"])
+  return {k: (np.mean(v), np.std(v, ddof=1) if len(v) > 1 else float("nan"), len(v))
+          for k, v in runs.items()}
+
+
 def main(a):
   rows = []
   for path in sorted(glob.glob(os.path.join(a.records, f"*_x{a.scale}.json"))):
@@ -45,6 +56,20 @@ def main(a):
     sharp = metrics.evaluate(q8(filters.sharpen(lr01, a.scale)), hr, a.scale)
     rows.append((stem, rec["scores"]["bicubic"], sharp, rec["scores"]["ikejax"],
                  rec["timings"].get("total_s", float("nan"))))
+  if a.seeds:
+    spread = seed_spread([a.records] + a.seeds, a.scale)
+    lines = ["| image | sharpen | run, mean +- std over seeds | n | mean - sharpen (dB) |",
+             "|---|---|---|---|---|"]
+    for stem, _, sh, _, _ in rows:
+      m, sd, n = spread[stem]
+      lines.append(f"| {stem} | {sh['psnr_y']:.2f} | {m:.2f} +- {sd:.2f} | {n} | "
+                   f"{m - sh['psnr_y']:+.2f} |")
+    means = [spread[r[0]][0] for r in rows]
+    lines.append(f"| mean of {len(rows)} | {np.mean([r[2]['psnr_y'] for r in rows]):.2f} | "
+                 f"{np.mean(means):.2f} | | {np.mean(means) - np.mean([r[2]['psnr_y'] for r in rows]):+.2f} "
+                 f"({sum(m > r[2]['psnr_y'] for m, r in zip(means, rows))} of {len(rows)} above) |")
+    _emit(a, lines)
+    return
   lines = ["| image | bicubic | sharpen | run | run - sharpen (dB) | s |",
            "|---|---|---|---|---|---|"]
   fmt = lambda d: f"{d['psnr_y']:.2f} / {d['ssim_y']:.4f}"
@@ -58,6 +83,10 @@ def main(a):
                f"{mean(3, 'psnr_y'):.2f} / {mean(3, 'ssim_y'):.4f} | "
                f"{mean(3, 'psnr_y') - mean(2, 'psnr_y'):+.2f} ({wins} of {len(rows)} above) | "
                f"{np.median([row[4] for row in rows]):.0f} (median) |")
+  _emit(a, lines)
+
+
+def _emit(a, lines):
   print("\n".join(lines))
   if a.append:
     rec = json.load(open(sorted(glob.glob(os.path.join(a.records, f"*_x{a.scale}.json")))[0]))
@@ -77,5 +106,7 @@ if __name__ == "__main__":
   ap.add_argument("--gt", required=True)
   ap.add_argument("--scale", type=int, default=2)
   ap.add_argument("--append", default=None, help="markdown file to add the table to")
+  ap.add_argument("--seeds", nargs="*", default=[],
+                  help="more record folders of the same images (other seeds): per-image spread")
   ap.add_argument("--title", default="Results")
   main(ap.parse_args())

@@ -24,3 +24,9 @@ for dir in experiments/kept/default/DIV2KRK-x*; do
   python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
     --scale "$s" --append "$doc" --title "$name" > /dev/null
 done
+seeds=(experiments/kept/default/DIV2KRK-x2-seed*-800it)
+if [ "${#seeds[@]}" -gt 1 ]; then
+  python experiments/filter_table.py --records "${seeds[0]}" --seeds "${seeds[@]:1}" \
+    --lr "$data/lr_x2" --gt "$data/gt" --scale 2 --append "$doc" \
+    --title "DIV2KRK-x2, spread over ${#seeds[@]} seeds (Y-PSNR)" > /dev/null
+fi
