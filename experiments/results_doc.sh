@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds docs/results.md from the kept records of experiments/kept/default/ (one table per
-# folder <set>-x<s>-seed<k>-<iters>it), beside bicubic and `sharpen`:
+# folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup], beside bicubic and `sharpen`; `-nowarmup`:
+# the preset before its lr warm-up), then the seed spread of each x2 variant:
 #   bash experiments/results_doc.sh      (DATA: ../shared/data)
 set -euo pipefail
 data=${DATA:-../shared/data}/DIV2KRK
@@ -24,9 +25,12 @@ for dir in experiments/kept/default/DIV2KRK-x*; do
   python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
     --scale "$s" --append "$doc" --title "$name" > /dev/null
 done
-seeds=(experiments/kept/default/DIV2KRK-x2-seed*-800it)
-if [ "${#seeds[@]}" -gt 1 ]; then
-  python experiments/filter_table.py --records "${seeds[0]}" --seeds "${seeds[@]:1}" \
-    --lr "$data/lr_x2" --gt "$data/gt" --scale 2 --append "$doc" \
-    --title "DIV2KRK-x2, spread over ${#seeds[@]} seeds (Y-PSNR)" > /dev/null
-fi
+for variant in 800it-nowarmup 800it; do
+  seeds=()
+  for d in experiments/kept/default/DIV2KRK-x2-seed*-"$variant"; do [ -d "$d" ] && seeds+=("$d"); done
+  if [ "${#seeds[@]}" -gt 1 ]; then
+    python experiments/filter_table.py --records "${seeds[0]}" --seeds "${seeds[@]:1}" \
+      --lr "$data/lr_x2" --gt "$data/gt" --scale 2 --append "$doc" \
+      --title "DIV2KRK-x2-$variant, spread over ${#seeds[@]} seeds (Y-PSNR)" > /dev/null
+  fi
+done

@@ -167,3 +167,14 @@ def test_default_recipe_folder_run_makes_sons_with_each_images_estimate(tmp_path
     rec = json.loads((tmp_path / "o" / f"im_{i}_x2.json").read_text())
     assert rec["kernel"]["source"].startswith("spectral"), rec["kernel"]
     assert rec["config"]["son_source"] == "spectral" and len(rec["kernel"]["sigmas"]) == 2
+
+
+def test_lr_warmup_schedule():
+  cfg = configs.get_config("default")
+  lr = cfg.lr_schedule()
+  warm = round(cfg.iters * cfg.lr_warmup)
+  assert float(lr(0)) == 0.0
+  np.testing.assert_allclose(float(lr(warm // 2)), cfg.lr / 2, rtol=1e-5)
+  np.testing.assert_allclose([float(lr(warm)), float(lr(cfg.iters - 1))], cfg.lr, rtol=1e-6)
+  np.testing.assert_allclose(float(configs.get_config("paper").lr_schedule()(0)), configs.PAPER.lr,
+                             rtol=1e-6)  # no warm-up there
