@@ -5,7 +5,7 @@
 Reads every `*_kernel.npy` in each DIR (an ikejax run folder or a kept records folder)
 and gives `ikejax.kernel.shape` over them: the range of L1 norms with the upper median in
 brackets (a blur has 1) and the range of the share of negative taps (a blur has 0%), as in
-the README's "IKE kernels" columns. No ground truth needed (`score_kernels.py` compares
+docs/notebook.md's "IKE kernels" columns. No ground truth needed (`score_kernels.py` compares
 against it).
 """
 

@@ -4,7 +4,7 @@
 # (and ISSR-DIL on the true kernel, not blind), with time per image, plus
 # the kernels scored against the ground truth. Resumable: rerun the same command to finish.
 #   bash experiments/table_methods.sh [OUT] [ITERS] [PRESET] [BATCH] [SCALES]
-# README "Kernels and other methods" was made with ITERS=600 PRESET=paper at x2 and, for IKE's
+# docs/notebook.md "Kernels and other methods" was made with ITERS=600 PRESET=paper at x2 and, for IKE's
 # 2.5 s x4 iterations, ITERS=300 at x4 (the other methods do not depend on ITERS).
 set -euo pipefail
 D=${DATA:-../shared/data}/DIV2KRK

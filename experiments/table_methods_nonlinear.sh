@@ -4,7 +4,7 @@
 # image. The degraded sets are the ones table_nonlinear.sh makes (same layout, same SEED: image
 # i of a set uses SEED + i), so both scripts can share OUT. Resumable: rerun to finish.
 #   bash experiments/table_methods_nonlinear.sh [OUT] [SETS] [SCALES] [KINDS] [SEED]
-# README "Kernels and other methods" was made with SETS=Set5 SCALES=2 (KernelGAN's ~2.5 min per
+# docs/notebook.md "Kernels and other methods" was made with SETS=Set5 SCALES=2 (KernelGAN's ~2.5 min per
 # image makes all 152 jobs of both sets and scales ~6 hours on 2 cores).
 set -euo pipefail
 DATA=${DATA:-../shared/data}

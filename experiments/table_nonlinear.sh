@@ -5,7 +5,7 @@
 #   bash experiments/table_nonlinear.sh [OUT] [ITERS] [BATCH] [SEED] [SETS] [SCALES] [KINDS]
 # The degraded sets are regenerated identically from SEED (image i of a set uses SEED + i).
 # SETS, SCALES, KINDS (space-separated) pick a part of the table, e.g. "Set5" "2" "bilateral
-# random"; `taps` (i.i.d. random taps, not in the default list) runs the same way. README
+# random"; `taps` (i.i.d. random taps, not in the default list) runs the same way. docs/notebook.md
 # "Kernels and other methods" says which parts were run.
 # RECORDS=DIR (optional) keeps each finished image's record in DIR/<set>-<kind>-x<s>
 # (experiments/records.py) and runs only the images not kept there, so a table can be finished

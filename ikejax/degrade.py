@@ -16,7 +16,7 @@ K is one of:
     with 2.25x the variances.
   * `random`: the same kernel family with wider ranges (variances U(0.2, 8.0), noise 0.4,
     the generator notebook's own noise level), a smooth reading of the paper's "random
-    kernels" set (the README's tables use it).
+    kernels" set (docs/notebook.md's tables use it).
   * `taps`: the paper's words taken literally ("randomly assigning values to the elements of
     a kernel"): a t x t block of i.i.d. U(0, 1) taps, t in {3, 5, 7} (uniform; the paper
     gives no size), normalised, centred in an 11x11 window (so the sub-pixel centring shift
@@ -28,7 +28,7 @@ K is one of:
   * `diffusion`: Perona-Malik anisotropic diffusion (exponential conductance), kappa ~
     U(15, 40) (8-bit units), 5..15 iterations (uniform), step 0.2, per channel.
 Each nonlinear kind is followed by subsampling on one of two grids G (`GRIDS`; the paper's set
-has no published generator): `corner` (the default and the README tables' setting, reference.md's
+has no published generator): `corner` (the default and docs/notebook.md's tables' setting, reference.md's
 stated assumption) keeps `[::s, ::s]`, so LR pixel i sits on HR pixel s*i, (s-1)/2 HR px off
 the half-pixel grid that bicubic (MATLAB `imresize`) and the `paper` preset's residual assume;
 `centre` samples HR position s*i + (s-1)/2 bilinearly, as `cv2.resize(INTER_LINEAR)` does at an
