@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ikejax import patches, train
+from ikejax import patches, train, validation
 from ikejax.configs import IKEConfig
 from ikejax.model import build_model
 
@@ -120,6 +120,21 @@ def make_batched_step(cfg: IKEConfig, mesh: Mesh) -> Callable:
   return jax.jit(fn, donate_argnums=0)
 
 
+@functools.lru_cache(maxsize=None)
+def make_batched_validate(cfg: IKEConfig, mesh: Mesh) -> Callable:
+  """`(params, vsets, son_kernels) -> [B]` validation PSNRs (`validation.reconstruction_psnr`)."""
+  fn = functools.partial(validation.reconstruction_psnr, cfg=cfg, model=build_model(cfg))
+  spec = P(AXIS)
+  return jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec))
+
+
+@jax.jit
+def _select(pick: jax.Array, new, old):
+  """Per image, `new` where `pick` else `old` (leading axis B)."""
+  return jax.tree_util.tree_map(
+      lambda n, o: jnp.where(pick.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+
 def init_states(keys: jax.Array, *, cfg: IKEConfig) -> train.IKEState:
   """`[B]` keys -> the `[B, ...]` stacked `train.init_state` of each key; traceable."""
   return jax.vmap(lambda k: train.init_state(k, cfg))(keys)
@@ -135,6 +150,7 @@ class BatchInputs:
     init_keys, step_keys: `[B]` PRNG keys (`train.fit`'s split of each key).
     active: `[B]` bool, False on padding slots.
     son_kernels: `[B, k, k]` kernels the sons are made with, or None.
+    vsets: stacked `validation.ValidationSet`s, or None (`cfg.val_crops` 0).
   """
   images: jax.Array
   p_g: patches.CentreSampler
@@ -143,6 +159,7 @@ class BatchInputs:
   step_keys: jax.Array
   active: jax.Array
   son_kernels: Optional[jax.Array] = None
+  vsets: Optional[validation.ValidationSet] = None
 
 
 def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array],
@@ -162,13 +179,13 @@ def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Arr
   n = len(images)
   height = max([x.shape[0] for x in images] + [pad_to[0] if pad_to else 0])
   width = max([x.shape[1] for x in images] + [pad_to[1] if pad_to else 0])
-  xs, pgs, pds = [], [], []
+  xs, pgs, pds, vsets = [], [], [], []
   for x in images:
-    img01 = (np.asarray(x, np.float64) + 1.0) / 2.0
-    p_g, p_d = patches.crop_samplers(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+    p_g, p_d, vset = train.training_maps(x, cfg)
     xs.append(pad_image(np.asarray(x, np.float32), height, width))
     pgs.append(pad_sampler(p_g, height, width))
     pds.append(pad_sampler(p_d, height, width))
+    vsets.append(vset)
   order = list(range(n)) + [0] * (slots - n)
   split = [jax.random.split(keys[i]) for i in order]
   return BatchInputs(
@@ -177,7 +194,8 @@ def prepare(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Arr
       init_keys=jnp.stack([k[0] for k in split]), step_keys=jnp.stack([k[1] for k in split]),
       active=jnp.asarray([i < n for i in range(slots)]),
       son_kernels=None if son_kernels is None else jnp.asarray(
-          np.stack([son_kernels[i] for i in order]), jnp.float32))
+          np.stack([son_kernels[i] for i in order]), jnp.float32),
+      vsets=None if vsets[0] is None else stack([vsets[i] for i in order]))
 
 
 @dataclasses.dataclass
@@ -189,7 +207,8 @@ class BatchResult:
     histories: per image, the logged metrics (as `train.fit`'s history).
     bad_steps: per image, the first non-finite iteration, or -1.
     iterations: iterations run by this call (fewer than `cfg.iters` when resumed).
-    compile_seconds, train_seconds: wall times of the batch.
+    compile_seconds, train_seconds: wall times of the batch (restarts included).
+    validations: per image, `train.FitResult.validation` (None without validation).
   """
   state: train.IKEState
   histories: list[list[dict]]
@@ -197,6 +216,7 @@ class BatchResult:
   iterations: int
   compile_seconds: float
   train_seconds: float
+  validations: Optional[list] = None
 
 
 def slots_for(n: int, devices: Sequence[jax.Device]) -> tuple[int, list[jax.Device]]:
@@ -205,17 +225,17 @@ def slots_for(n: int, devices: Sequence[jax.Device]) -> tuple[int, list[jax.Devi
   return -(-n // len(used)) * len(used), used
 
 
-def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array], *,
-              devices: Optional[Sequence[jax.Device]] = None,
-              pad_to: Optional[tuple[int, int]] = None,
-              state: Optional[train.IKEState] = None,
-              histories: Optional[list[list[dict]]] = None,
-              on_log: Optional[Callable[[int, list[dict], list[int]], None]] = None,
-              on_compiled: Optional[Callable[[float], None]] = None,
-              checkpoint_every: int = 0,
-              on_checkpoint: Optional[Callable[[int, train.IKEState, list], None]] = None,
-              son_kernels: Optional[Sequence[np.ndarray]] = None) -> BatchResult:
-  """Trains IKE on several images at once, `cfg.iters` iterations each.
+def _fit_batch_once(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array], *,
+                    devices: Optional[Sequence[jax.Device]] = None,
+                    pad_to: Optional[tuple[int, int]] = None,
+                    state: Optional[train.IKEState] = None,
+                    histories: Optional[list[list[dict]]] = None,
+                    on_log: Optional[Callable[[int, list[dict], list[int]], None]] = None,
+                    on_compiled: Optional[Callable[[float], None]] = None,
+                    checkpoint_every: int = 0,
+                    on_checkpoint: Optional[Callable[[int, train.IKEState, list], None]] = None,
+                    son_kernels: Optional[Sequence[np.ndarray]] = None) -> BatchResult:
+  """One attempt of `fit_batch`: every image `cfg.iters` iterations, validated.
 
   Args:
     images: `[h_i, w_i, 3]` images in [-1, 1]; all must fit `cfg.crop`
@@ -261,25 +281,107 @@ def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.A
     on_compiled(compile_seconds)
 
   histories = [list(h) for h in histories] if histories else [[] for _ in range(n)]
+  validate = best = vals = None
+  if inputs.vsets is not None:
+    validate = make_batched_validate(cfg, mesh)
+    v_args = jax.device_put((inputs.vsets, inputs.son_kernels), sharding)
+    db = np.asarray(jax.device_get(validate(state.ema, *v_args)))
+    step0 = int(jax.device_get(state.step)[0])
+    held = np.asarray(jax.device_get(inputs.vsets.held_out))
+    vals = [{"curve": [[step0, float(db[i])]], "initial_db": float(db[i]),
+             "best_db": float(db[i]), "best_iteration": step0, "held_out": bool(held[i])}
+            for i in range(n)]
+    best_db = db.copy()
+    best = jax.tree_util.tree_map(jnp.copy, state.ema)
   t0 = time.perf_counter()
   start = int(jax.device_get(state.step)[0])
   for it in range(start, cfg.iters):
     state, metrics = compiled(state, *args)
     done = it + 1
+    if validate is not None and (done % cfg.val_every == 0 or done == cfg.iters):
+      db = np.asarray(jax.device_get(validate(state.ema, *v_args)))
+      better = db > best_db
+      best = _select(jnp.asarray(better), state.ema, best)
+      best_db = np.where(better, db, best_db)
+      for i in range(n):
+        vals[i]["curve"].append([done, float(db[i])])
+        if better[i]:
+          vals[i].update(best_db=float(db[i]), best_iteration=done)
     if done % cfg.log_every == 0 or done == cfg.iters:
       host, bad = jax.device_get((metrics, state.bad_step))
       per_image = []
       for i in range(n):
         m = {k: float(v[i]) for k, v in host.items()}
         m.update(iteration=done, seconds=time.perf_counter() - t0)
+        if vals is not None and vals[i]["curve"][-1][0] == done:
+          m["val_psnr"] = vals[i]["curve"][-1][1]
         histories[i].append(m)
         per_image.append(m)
       if on_log is not None:
         on_log(done, per_image, [int(b) for b in bad[:n]])
     if checkpoint_every and done % checkpoint_every == 0 and done < cfg.iters and on_checkpoint:
       on_checkpoint(done, state, histories)
+  if vals is not None:
+    for v in vals:
+      v["kept"] = "best" if cfg.keep_best else "last"
+    if cfg.keep_best:
+      state = state.replace(ema=best)
   jax.block_until_ready(state)
   bad = [int(b) for b in jax.device_get(state.bad_step)[:n]]
   return BatchResult(state=state, histories=histories, bad_steps=bad,
                      iterations=max(0, cfg.iters - start),
-                     compile_seconds=compile_seconds, train_seconds=time.perf_counter() - t0)
+                     compile_seconds=compile_seconds, train_seconds=time.perf_counter() - t0,
+                     validations=vals)
+
+
+def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array], *,
+              devices: Optional[Sequence[jax.Device]] = None,
+              son_kernels: Optional[Sequence[np.ndarray]] = None, **kw) -> BatchResult:
+  """Trains IKE on several images at once, `cfg.iters` iterations each.
+
+  `_fit_batch_once`'s arguments (`pad_to`, `state`, `histories`, `on_log`,
+  `on_compiled`, `checkpoint_every`, `on_checkpoint`). As `train.fit`, an image whose
+  run validated as stuck (`validation.stuck`) is run again, `cfg.restarts` times at
+  most, with its key folded with the attempt, in a batch of the stuck images only; its
+  best-validated attempt is kept. Image i thus follows `train.fit(images[i], cfg,
+  keys[i])`. A resumed batch (`state` given) is not restarted.
+  """
+  res = _fit_batch_once(images, cfg, keys, devices=devices, son_kernels=son_kernels, **kw)
+  if res.validations is None:
+    return res
+  tried = [[v] for v in res.validations]
+  if kw.get("state") is None:
+    host = None
+    for attempt in range(1, cfg.restarts + 1):
+      redo = [i for i, v in enumerate(res.validations)
+              if res.bad_steps[i] < 0
+              and validation.stuck(v["initial_db"], v["best_db"], cfg) and len(tried[i]) == attempt]
+      if not redo:
+        break
+      again = _fit_batch_once(
+          [images[i] for i in redo], cfg, [jax.random.fold_in(keys[i], attempt) for i in redo],
+          devices=devices, pad_to=kw.get("pad_to"),
+          son_kernels=None if son_kernels is None else [son_kernels[i] for i in redo])
+      host = jax.device_get(res.state) if host is None else host
+      again_host = jax.device_get(again.state)
+      for j, i in enumerate(redo):
+        tried[i].append(again.validations[j])
+        if again.bad_steps[j] < 0 and (again.validations[j]["best_db"]
+                                       > res.validations[i]["best_db"]):
+          host = jax.tree_util.tree_map(lambda a, b: _set(a, i, b[j]), host, again_host)
+          res.histories[i] = again.histories[j]
+          res.validations[i] = again.validations[j]
+      res.compile_seconds += again.compile_seconds
+      res.train_seconds += again.train_seconds
+    if host is not None:
+      res.state = host
+  for i, v in enumerate(res.validations):
+    res.validations[i] = {**v, "attempts": [
+        {k: t[k] for k in ("initial_db", "best_db", "best_iteration")} for t in tried[i]]}
+  return res
+
+
+def _set(a: np.ndarray, i: int, value) -> np.ndarray:
+  out = np.array(a)
+  out[i] = value
+  return out

@@ -42,7 +42,7 @@ import numpy as np
 from ikejax import image_io, results, spectral, train
 from ikejax.configs import IKEConfig
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif")
 MANIFEST_FIELDS = ("image", "status", "seconds", "error", "psnr_y", "ssim_y",
                    "bicubic_psnr_y", "bicubic_ssim_y", *results.LOSS_KEYS, "sr")
 FINISHED = ("done", "done earlier")  # manifest statuses of an image whose outputs exist
@@ -58,15 +58,37 @@ def list_images(spec: str) -> list[str]:
   Raises:
     FolderError: if nothing matches.
   """
+  return list_inputs(spec)[0]
+
+
+def list_inputs(spec: str) -> tuple[list[str], list[dict]]:
+  """`(images, skipped)`: a folder's image files (by extension) or a glob's files, sorted,
+  and the folder's other entries as `{"file", "reason"}` rows.
+
+  Raises:
+    FolderError: if nothing matches.
+  """
+  skipped = []
   if os.path.isdir(spec):
-    paths = [os.path.join(spec, f) for f in os.listdir(spec)
-             if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+    paths = []
+    for f in sorted(os.listdir(spec)):
+      full = os.path.join(spec, f)
+      if f.startswith("."):
+        reason = "hidden file"
+      elif not os.path.isfile(full):
+        reason = "not a file"
+      elif not f.lower().endswith(IMAGE_EXTENSIONS):
+        reason = "not an image extension (" + " ".join(IMAGE_EXTENSIONS) + ")"
+      else:
+        paths.append(full)
+        continue
+      skipped.append({"file": full, "reason": reason})
   else:
     paths = [p for p in glob.glob(spec) if os.path.isfile(p)]
   if not paths:
     what = "no image files in" if os.path.isdir(spec) else "no files match"
     raise FolderError(f"{what} {spec}")
-  return sorted(paths)
+  return sorted(paths), skipped
 
 
 def share(paths: Sequence[str], index: int, count: int) -> list[str]:
@@ -97,6 +119,8 @@ class Job:
     row: its manifest row (status, seconds, scores, error).
     loaded, x, hr, cfg, warning: filled when the image is read.
     son_kernel: `(kernel, info)` its sons are made with (`spectral.son_kernel`), or None.
+    source: the image file's `image_io.file_fingerprint` (recorded; matched on reuse).
+    redo: why an earlier finished result in the output folder is not reused, or None.
   """
   path: str
   outputs: dict
@@ -108,6 +132,8 @@ class Job:
   cfg: Optional[IKEConfig] = None
   warning: Optional[str] = None
   son_kernel: Optional[tuple] = None
+  source: Optional[dict] = None
+  redo: Optional[str] = None
 
 
 def _row_from_record(path: str, record: dict, status: str) -> dict:
@@ -126,13 +152,34 @@ def _fail(job: Job, message: str, seconds: Optional[float] = None) -> None:
   job.row.update(status="failed", error=message, seconds=seconds)
 
 
-def write_manifest(out_dir: str, jobs: Sequence[Job], run_info: dict, suffix: str = "") -> None:
-  """`manifest<suffix>.json` (run info and rows) and `.csv` (rows), both atomic."""
+def _earlier_rows(out_dir: str, suffix: str) -> list[dict]:
+  """The rows of an earlier run's manifest in `out_dir` ([] when none or unreadable)."""
+  try:
+    with open(os.path.join(out_dir, f"manifest{suffix}.json"), encoding="utf-8") as f:
+      rows = json.load(f)["images"]
+    return [r for r in rows if isinstance(r, dict) and "image" in r]
+  except (OSError, ValueError, KeyError, TypeError):
+    return []
+
+
+def write_manifest(out_dir: str, jobs: Sequence[Job], run_info: dict, suffix: str = "",
+                   earlier: Sequence[dict] = ()) -> None:
+  """`manifest<suffix>.json` (run info, rows, skipped files) and `.csv` (rows), atomic.
+
+  `earlier`: rows of an earlier manifest; those of images this run neither lists nor
+  overwrites are kept (after this run's): rerunning part of a folder drops no row.
+  """
   rows = [{k: j.row.get(k) for k in MANIFEST_FIELDS} for j in jobs]
+  # An earlier row stays unless this run lists its image or writes its outputs.
+  mine = {os.path.abspath(j.path) for j in jobs} | {os.path.abspath(j.outputs["sr"])
+                                                    for j in jobs}
+  rows += [{k: r.get(k) for k in MANIFEST_FIELDS} for r in earlier
+           if not {os.path.abspath(r["image"]), os.path.abspath(r.get("sr") or "")} & mine]
   counts = {s: sum(r["status"] == s for r in rows)
             for s in ("done", "done earlier", "failed", "pending")}
   image_io.write_json_atomic(os.path.join(out_dir, f"manifest{suffix}.json"),
-                             {"run": run_info, "counts": counts, "images": rows})
+                             {"run": run_info, "counts": counts, "images": rows,
+                              "skipped": run_info.get("skipped", [])})
   buf = io.StringIO()
   writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
   writer.writeheader()
@@ -141,7 +188,20 @@ def write_manifest(out_dir: str, jobs: Sequence[Job], run_info: dict, suffix: st
   image_io.write_text_atomic(os.path.join(out_dir, f"manifest{suffix}.csv"), buf.getvalue())
 
 
-def _same_run(record: dict, cfg: IKEConfig, seed: int) -> bool:
+def why_not_reused(record: dict, same_settings: bool, source: dict) -> Optional[str]:
+  """None when a finished record may stand for this job, else why not.
+
+  `source`: `image_io.file_fingerprint` of the image; the record must carry the same
+  content hash (a file of the same name with other pixels is another job).
+  """
+  if (record.get("input") or {}).get("sha256") != source["sha256"]:
+    return "the earlier result was made from another input file"
+  if not same_settings:
+    return "the earlier result was from a run with other settings"
+  return None
+
+
+def _same_settings(record: dict, cfg: IKEConfig, seed: int) -> bool:
   want = dataclasses.asdict(cfg)
   got = record.get("config", {})
   # The crop may have been adapted to a small image; the rest must match.
@@ -149,8 +209,46 @@ def _same_run(record: dict, cfg: IKEConfig, seed: int) -> bool:
   return same and record.get("seed") == seed
 
 
+def new_jobs(paths: Sequence[str], out_dir: str, scale: int, gt_dir: Optional[str]) -> list[Job]:
+  """One pending job per image; refuses any output that names any input of the run.
+
+  Every output is checked against every image and ground truth (an image's output may
+  be another image: `a.png` -> `a_x2.png`), through links, before anything is read.
+  Two images with one file name: the second fails (its outputs would collide).
+
+  Raises:
+    FolderError: an output would overwrite an input.
+  """
+  jobs, stems = [], {}
+  for p in paths:
+    stem = os.path.splitext(os.path.basename(p))[0]
+    jobs.append(Job(path=p, outputs=results.output_paths(out_dir, stem, scale),
+                    gt=ground_truth(gt_dir, p), row={"image": p, "status": "pending"}))
+  inputs = [j.path for j in jobs] + [j.gt for j in jobs if j.gt]
+  for job in jobs:
+    clash = results.overwritten_input(job.outputs, inputs)
+    if clash:
+      raise FolderError(f"output {clash} would overwrite an input file; choose another --out")
+    stem = os.path.splitext(os.path.basename(job.path))[0]
+    if stem in stems:
+      _fail(job, f"same file name as {stems[stem]}: its outputs would collide")
+    stems.setdefault(stem, job.path)
+  return jobs
+
+
+def prepare_out_dir(out_dir: str) -> None:
+  """Creates the output folder; refuses one that cannot be written (before any training)."""
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+  except OSError as e:
+    raise FolderError(f"cannot create output folder {out_dir}: {e.strerror}") from None
+  if not os.access(out_dir, os.W_OK | os.X_OK):
+    raise FolderError(f"output folder {out_dir} is not writable")
+
+
 def _load(job: Job, cfg: IKEConfig) -> None:
   """Reads the image (and ground truth); raises ValueError with a one-line reason."""
+  job.source = image_io.file_fingerprint(job.path)
   loaded = image_io.read_image(job.path)
   h, w = loaded.pixels.shape[:2]
   job.cfg, job.warning = train.adapt_crop(cfg, h, w)
@@ -233,19 +331,11 @@ def _plan(paths: Sequence[str], out_dir: str, cfg: IKEConfig, seed: int,
   Raises:
     FolderError: if an output would overwrite an input.
   """
-  jobs, todo, stems = [], [], {}
-  for p in paths:
-    stem = os.path.splitext(os.path.basename(p))[0]
-    job = Job(path=p, outputs=results.output_paths(out_dir, stem, cfg.scale),
-              gt=ground_truth(gt_dir, p), row={"image": p, "status": "pending"})
-    jobs.append(job)
-    clash = results.overwritten_input(job.outputs, [p] + ([job.gt] if job.gt else []))
-    if clash:
-      raise FolderError(f"output {clash} would overwrite an input file; choose another --out")
-    if stem in stems:
-      _fail(job, f"same file name as {stems[stem]}: its outputs would collide")
+  jobs, todo = new_jobs(paths, out_dir, cfg.scale, gt_dir), []
+  for job in jobs:
+    if job.row["status"] == "failed":
       continue
-    stems[stem] = p
+    stem = os.path.splitext(os.path.basename(job.path))[0]
     if gt_dir is not None and job.gt is None:
       job.row["error"] = f"no ground truth named {stem}.* in {gt_dir}"
     record = results.is_finished(job.outputs)
@@ -254,13 +344,14 @@ def _plan(paths: Sequence[str], out_dir: str, cfg: IKEConfig, seed: int,
     except (ValueError, OSError) as e:  # ImageError is a ValueError.
       _fail(job, str(e))
       continue
-    if record is None:
-      todo.append(job)
-    elif _same_run(record, job.cfg, seed):
+    why = None if record is None else why_not_reused(
+        record, _same_settings(record, job.cfg, seed), job.source)
+    if record is not None and why is None:
       job.row = _row_from_record(job.path, record, "done earlier")
-    else:
-      _fail(job, f"{job.outputs['record']} is from a run with other settings; "
-            "choose another --out")
+      continue
+    if why is not None:
+      job.redo = f"redone: {why}"
+    todo.append(job)
   return jobs, todo
 
 
@@ -278,16 +369,17 @@ def _finish(job: Job, state, res, i: int, train_each: float, info: dict) -> None
         state, job.x, job.loaded, job.cfg, job.outputs,
         protect=[job.path] + ([job.gt] if job.gt else []), hr=job.hr,
         history=res.histories[i], timings=timings,
-        info={"image": job.path, **info, "crop_warning": job.warning},
+        info={"image": job.path, "input": job.source, **info, "crop_warning": job.warning,
+              "validation": res.validations[i] if res.validations else None},
         t_start=t0 - train_each,  # total_s: its share of the batch plus its own writing.
         given_kernel=job.son_kernel)
   except (ValueError, OSError, train.NonFiniteLossError) as e:
     _fail(job, str(e), seconds=train_each + time.perf_counter() - t0)
     return
-  note = job.row.get("error")  # e.g. no ground truth: done, but say so.
+  notes = [n for n in (job.redo, job.row.get("error")) if n]  # e.g. no ground truth
   job.row = _row_from_record(job.path, record, "done")
-  if note:
-    job.row["error"] = note
+  if notes:
+    job.row["error"] = "; ".join(notes)
 
 
 def run_folder(spec: str, out_dir: str, cfg: IKEConfig, *, preset: str = "paper",
@@ -321,16 +413,18 @@ def run_folder(spec: str, out_dir: str, cfg: IKEConfig, *, preset: str = "paper"
 
   if gt_dir is not None and not os.path.isdir(gt_dir):
     raise FolderError(f"--gt {gt_dir} is not a folder")
-  paths = share(list_images(spec), process_index, process_count)
-  os.makedirs(out_dir, exist_ok=True)
+  listed, skipped = list_inputs(spec)
+  paths = share(listed, process_index, process_count)
+  prepare_out_dir(out_dir)
   suffix = "" if process_count == 1 else f".process{process_index}"
+  earlier = _earlier_rows(out_dir, suffix)
   devices = jax.local_devices()
   run_info = {"images": spec, "out": out_dir, "preset": preset, "ablations": list(ablations),
               "seed": seed, "batch": batch_size, "scale": cfg.scale, "iters": cfg.iters,
               "devices": [str(d) for d in devices], "process": [process_index, process_count],
-              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "skipped": skipped}
   jobs, todo = _plan(paths, out_dir, cfg, seed, gt_dir)
-  write_manifest(out_dir, jobs, run_info, suffix)
+  write_manifest(out_dir, jobs, run_info, suffix, earlier)
 
   bar = None
   if progress and todo:
@@ -393,7 +487,7 @@ def run_folder(spec: str, out_dir: str, cfg: IKEConfig, *, preset: str = "paper"
               "batch": {"size": len(group), "devices": len(used)}}
       for i, job in enumerate(group):
         _finish(job, batch_lib.take(host_state, i), res, i, train_each, info)
-        write_manifest(out_dir, jobs, run_info, suffix)
+        write_manifest(out_dir, jobs, run_info, suffix, earlier)
         postfix()
         if on_image_done is not None:
           on_image_done(job)

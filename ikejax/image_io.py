@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import hashlib
 import os
 import struct
 import tempfile
@@ -356,6 +357,16 @@ def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO[Any]]:
       os.fsync(dir_fd)
     finally:
       os.close(dir_fd)
+
+
+def file_fingerprint(path: str) -> dict:
+  """`{"size", "mtime_ns", "sha256"}` of a file: what a record says it was made from."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  st = os.stat(path)
+  return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": h.hexdigest()}
 
 
 def same_file(a: str, b: str) -> bool:

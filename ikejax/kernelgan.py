@@ -75,7 +75,8 @@ class KernelGANConfig:
   composed: bool = True                   # run G as its one 13x13 stride-2 kernel (same map).
   n_filtering: int = 40                   # zeroize_negligible's n.
   shave: int = 10                         # border removed before cropping (synthetic images).
-  d_noise: float = 1 / 255                # randn / 255 on fake and real D inputs ([0, 1] images).
+  d_noise: float = 1 / 255                # randn / 255 on D's inputs (see `value_range`).
+  value_range: str = "unit"               # [0, 1]; "signed": [-1, 1] as the official `im2tensor`.
   log_every: int = 50
 
   def replace(self, **kw) -> "KernelGANConfig":
@@ -94,6 +95,8 @@ class KernelGANConfig:
   def validate(self) -> "KernelGANConfig":
     if self.iters < 1:
       raise ValueError(f"iters must be >= 1, got {self.iters}")
+    if self.value_range not in ("signed", "unit"):
+      raise ValueError(f"value_range must be 'signed' or 'unit', got {self.value_range!r}")
     if self.bicubic_kind not in ("exact", "reference"):
       raise ValueError(f"bicubic_kind must be 'exact' or 'reference', got {self.bicubic_kind!r}")
     if self.g_out < 7 + 1:
@@ -285,7 +288,8 @@ def train_step(state: KernelGANState, image: jax.Array, p_g, p_d, key: jax.Array
   """One KernelGAN iteration: G step, D step, learner update.
 
   Args:
-    image: `[H, W, 3]` in [0, 1] (border already shaved, H and W even).
+    image: `[H, W, 3]` in [-1, 1] (`value_range='signed'`) or [0, 1] (border
+      already shaved, H and W even).
     p_g, p_d: centre samplers for the G (`cfg.crop`) and D (`cfg.g_out`) crops.
     key: the run's key, folded with the step.
   """
@@ -315,8 +319,11 @@ def train_step(state: KernelGANState, image: jax.Array, p_g, p_d, key: jax.Array
   g = jax.tree_util.tree_map(lambda p, u: p - lr * u, state.g, updates)
 
   fake = jax.lax.stop_gradient(downscale(gen, g, g_in, size, cfg.composed))
+  # Official: the real crop gets randn / 255 in [0, 1] units before `im2tensor`
+  # (2 / 255 in [-1, 1]), G's output randn / 255 in the tensor's units.
+  real_noise = 2 * cfg.d_noise if cfg.value_range == "signed" else cfg.d_noise
   fake = fake + cfg.d_noise * jax.random.normal(k_fake, fake.shape)
-  real = d_in + cfg.d_noise * jax.random.normal(k_real, d_in.shape)
+  real = d_in + real_noise * jax.random.normal(k_real, d_in.shape)
 
   def d_loss(params):
     maps, stats = disc.apply({"params": params, "batch_stats": state.d["batch_stats"]},
@@ -377,7 +384,9 @@ def fit(image01: np.ndarray, cfg: KernelGANConfig, key: jax.Array, *,
   k_init, k_step = jax.random.split(key)
   p_g, p_d = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.g_out, 2)
   state = run_once(create_state, k_init, cfg=cfg)  # 3 s, not 9 s op by op (paper preset)
-  image = jnp.asarray(x)
+  # The official code trains on 2x - 1: G has no bias, so the kernel sees the same
+  # structure, but D and the GAN gradient see a DC level near 0 instead of ~0.45.
+  image = jnp.asarray(2 * x - 1 if cfg.value_range == "signed" else x)
   t0 = time.perf_counter()
   step = make_train_step(cfg).lower(state, image, p_g, p_d, k_step).compile()
   compile_seconds = time.perf_counter() - t0

@@ -175,8 +175,9 @@ def run(image_path, out_dir, preset="default", seed=0, overrides=None, ablations
       bar.update(done - bar.n)
       decode = (f"rec {m['rec']:.4f} K {m['kernel']:.3f}" if cfg.lambda_rec > 0 else
                 f"bwd {m['csr_bwd']:.3f} inter {m['inter']:.4f} tv {m['tv']:.4f}")
+      val = f" val {m['val_psnr']:.2f} dB" if "val_psnr" in m else ""
       bar.set_postfix_str(f"fwd {m['csr_fwd']:.3f} E {m['energy']:.4f} {decode} "
-                          f"D {m['d_lr']:.3f}/{m['d_hr']:.3f}")
+                          f"D {m['d_lr']:.3f}/{m['d_hr']:.3f}{val}")
 
   t_start = time.perf_counter()
   try:
@@ -189,8 +190,9 @@ def run(image_path, out_dir, preset="default", seed=0, overrides=None, ablations
       bar.close()
 
   info = {"image": image_path or "embedded default (skimage astronaut, degraded)",
+          "input": image_io.file_fingerprint(image_path) if image_path else None,
           "preset": preset, "ablations": list(ablations), "seed": seed,
-          "crop_warning": warning}
+          "crop_warning": warning, "validation": result.validation}
   timings = {"compile_s": result.compile_seconds, "train_s": result.train_seconds,
              "s_per_iter": result.train_seconds / max(1, cfg.iters)}
   record = results.write_outputs(result.state, x, loaded, cfg, outputs, protect=protect, hr=hr,

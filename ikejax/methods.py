@@ -237,7 +237,8 @@ def run_single(mcfg: MethodConfig, image_path: Optional[str], out_dir: str, seed
   verb = "running" if mcfg.method in filters.FILTERS else "training"
   print(f"{verb} {mcfg.method} x{mcfg.scale} on {stem}", file=sys.stderr)
   return run_job(mcfg, loaded, seed, outputs, protect=protect, hr=hr,
-                 info={"image": image_path or "embedded default (skimage astronaut, degraded)"},
+                 info={"image": image_path or "embedded default (skimage astronaut, degraded)",
+                       "input": image_io.file_fingerprint(image_path) if image_path else None},
                  progress=progress, kernel_file=kfile)
 
 
@@ -250,24 +251,14 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
   """
   if gt_dir is not None and not os.path.isdir(gt_dir):
     raise folder.FolderError(f"--gt {gt_dir} is not a folder")
-  paths = folder.list_images(spec)
-  os.makedirs(out_dir, exist_ok=True)
+  paths, skipped = folder.list_inputs(spec)
+  folder.prepare_out_dir(out_dir)
+  earlier = folder._earlier_rows(out_dir, "")
   run_info = {"images": spec, "out": out_dir, "method": mcfg.method, "seed": seed,
-              "scale": mcfg.scale, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-  jobs, stems = [], {}
-  for p in paths:
-    stem = os.path.splitext(os.path.basename(p))[0]
-    job = folder.Job(path=p, outputs=results.output_paths(out_dir, stem, mcfg.scale),
-                     gt=folder.ground_truth(gt_dir, p), row={"image": p, "status": "pending"})
-    clash = results.overwritten_input(job.outputs, [p] + ([job.gt] if job.gt else []))
-    if clash:
-      raise folder.FolderError(f"output {clash} would overwrite an input file; "
-                               "choose another --out")
-    jobs.append(job)
-    if stem in stems:
-      folder._fail(job, f"same file name as {stems[stem]}: its outputs would collide")
-    stems.setdefault(stem, p)
-  folder.write_manifest(out_dir, jobs, run_info)
+              "scale": mcfg.scale, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "skipped": skipped}
+  jobs = folder.new_jobs(paths, out_dir, mcfg.scale, gt_dir)
+  folder.write_manifest(out_dir, jobs, run_info, earlier=earlier)
   want = json.loads(json.dumps(mcfg.asdict()))  # as a record stores it (tuples -> lists)
   bar = None
   if progress:
@@ -279,13 +270,18 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
       if job.row["status"] == "failed":
         continue
       record = results.is_finished(job.outputs)
+      why = None
       if record is not None:
-        if record.get("config") == want and record.get("seed") == seed:
+        try:
+          source = image_io.file_fingerprint(job.path)
+        except OSError as e:
+          folder._fail(job, f"cannot read {job.path}: {e.strerror}")
+          continue
+        same = record.get("config") == want and record.get("seed") == seed
+        why = folder.why_not_reused(record, same, source)
+        if why is None:
           job.row = folder._row_from_record(job.path, record, "done earlier")
-        else:
-          folder._fail(job, f"{job.outputs['record']} is from a run with other settings; "
-                       "choose another --out")
-      else:
+      if record is None or why is not None:
         t0 = time.perf_counter()
         try:
           kfile = (given_kernel(mcfg.kernel_from, job.path, mcfg.scale)
@@ -301,15 +297,20 @@ def run_folder(spec: str, out_dir: str, mcfg: MethodConfig, seed: int, gt_dir: O
             hr = image_io.read_image(job.gt).pixels
             results.check_hr(hr, loaded, mcfg.scale, f"ground truth {job.gt}")
           record = run_job(mcfg, loaded, seed, job.outputs, protect=protect, hr=hr,
-                           info={"image": job.path}, kernel_file=kfile)
+                           info={"image": job.path,
+                                 "input": image_io.file_fingerprint(job.path)},
+                           kernel_file=kfile)
           job.row = folder._row_from_record(job.path, record, "done")
+          notes = [f"redone: {why}"] if why else []
           if gt_dir is not None and job.gt is None:
             stem = os.path.splitext(os.path.basename(job.path))[0]
-            job.row["error"] = f"no ground truth named {stem}.* in {gt_dir}"
+            notes.append(f"no ground truth named {stem}.* in {gt_dir}")
+          if notes:
+            job.row["error"] = "; ".join(notes)
         except (ValueError, OSError, train.NonFiniteLossError) as e:  # ImageError: a ValueError
           folder._fail(job, str(e).splitlines()[0] if str(e) else type(e).__name__,
                        seconds=time.perf_counter() - t0)
-      folder.write_manifest(out_dir, jobs, run_info)
+      folder.write_manifest(out_dir, jobs, run_info, earlier=earlier)
       if bar is not None:
         bar.update(1)
   finally:

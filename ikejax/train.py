@@ -32,6 +32,7 @@ from flax import struct
 from ikejax import losses
 from ikejax import ops
 from ikejax import patches
+from ikejax import validation
 from ikejax.configs import IKEConfig
 from ikejax.model import IKEModel, build_model, init_variables, probe_side
 
@@ -319,11 +320,33 @@ def adapt_crop(cfg: IKEConfig, height: int, width: int) -> tuple[IKEConfig, Opti
 
 @dataclasses.dataclass
 class FitResult:
-  """Outcome of `fit`: final state, logged metrics and timings."""
+  """Outcome of `fit`: final state, logged metrics, validation and timings.
+
+  `validation` (None without validation crops): the returned attempt's `curve`
+  [[iteration, dB], ...], `initial_db`, `best_db`, `best_iteration`, `held_out`, `kept`
+  ('best' or 'last'), and `attempts` (initial, best dB and iteration of every attempt).
+  """
   state: IKEState
   history: list[dict]
   compile_seconds: float
   train_seconds: float
+  validation: Optional[dict] = None
+
+
+@functools.lru_cache(maxsize=8)
+def make_validate(cfg: IKEConfig) -> Callable:
+  """`validation.reconstruction_psnr` jit-compiled for `cfg`: `(params, vset, kernel) -> dB`."""
+  return jax.jit(functools.partial(validation.reconstruction_psnr, cfg=cfg,
+                                   model=build_model(cfg)))
+
+
+def training_maps(image: np.ndarray, cfg: IKEConfig):
+  """`[H, W, 3]` in [-1, 1] -> `(p_g, p_d, vset)`: the crop samplers with the held-out
+  validation crops removed (`validation.prepare`), and the validation set or None."""
+  img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
+  p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  vset, p_g, p_d = validation.prepare(np.asarray(image, np.float32), p_g, p_d, cfg)
+  return patches.centre_sampler(p_g), patches.centre_sampler(p_d), vset
 
 
 def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
@@ -332,6 +355,13 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
         state: Optional[IKEState] = None,
         son_kernel: Optional[np.ndarray] = None) -> FitResult:
   """Trains IKE on one image for `cfg.iters` iterations.
+
+  With validation crops (`cfg.val_crops`), the decoder's reconstruction of held-out
+  crops is measured every `cfg.val_every` iterations (`ikejax.validation`), and
+  `cfg.keep_best` puts the best validated parameters in the returned `state.ema`. A
+  run that gained less than `cfg.stuck_gain_db` is run again (`cfg.restarts` times at
+  most) with its key folded with the attempt number; the attempt that validates best
+  is returned.
 
   Args:
     image: `[H, W, 3]` float image in [-1, 1] (`image_io.to_model_range`).
@@ -349,28 +379,57 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   Raises:
     NonFiniteLossError: if a loss became NaN or inf (names the iteration).
   """
-  k_init, k_step = jax.random.split(key)
-  img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
-  p_g, p_d = patches.crop_samplers(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  p_g, p_d, vset = training_maps(image, cfg)
   image = jnp.asarray(image, jnp.float32)
-  if state is None:
-    state = create_state(k_init, cfg)
-  step_fn = make_train_step(cfg)
-
-  t0 = time.perf_counter()
   if son_kernel is not None:
     son_kernel = jnp.asarray(son_kernel, jnp.float32)
-  compiled = step_fn.lower(state, image, p_g, p_d, k_step, son_kernel).compile()
+  best, tried = None, []
+  for attempt in range(cfg.restarts + 1):
+    run_key = key if attempt == 0 else jax.random.fold_in(key, attempt)
+    res = _fit_once(image, p_g, p_d, vset, cfg, run_key, on_log, on_compiled,
+                    state if attempt == 0 else None, son_kernel)
+    if res.validation is None:
+      return res
+    tried.append(res.validation)
+    if best is None or res.validation["best_db"] > best.validation["best_db"]:
+      best = res
+    if not validation.stuck(best.validation["initial_db"], best.validation["best_db"], cfg):
+      break
+  best.validation = {**best.validation, "attempts": [
+      {k: v[k] for k in ("initial_db", "best_db", "best_iteration")} for v in tried]}
+  return best
+
+
+def _fit_once(image, p_g, p_d, vset, cfg, key, on_log, on_compiled, state, son_kernel
+              ) -> FitResult:
+  """One attempt of `fit`: `cfg.iters` iterations from `state` or a fresh init of `key`."""
+  k_init, k_step = jax.random.split(key)
+  if state is None:
+    state = create_state(k_init, cfg)
+  t0 = time.perf_counter()
+  compiled = make_train_step(cfg).lower(state, image, p_g, p_d, k_step, son_kernel).compile()
   compile_seconds = time.perf_counter() - t0
   if on_compiled is not None:
     on_compiled(compile_seconds)
 
+  validate = make_validate(cfg) if vset is not None else None
+  val = None
+  if validate is not None:
+    db = float(validate(state.ema, vset, son_kernel))
+    val = {"curve": [[int(state.step), db]], "initial_db": db, "best_db": db,
+           "best_iteration": int(state.step), "held_out": bool(vset.held_out)}
+    best = _copy(state.ema)
   history = []
   t0 = time.perf_counter()
-  start = int(state.step)
-  for it in range(start, cfg.iters):
+  for it in range(int(state.step), cfg.iters):
     state, metrics = compiled(state, image, p_g, p_d, k_step, son_kernel)
     done = it + 1
+    if validate is not None and (done % cfg.val_every == 0 or done == cfg.iters):
+      db = float(validate(state.ema, vset, son_kernel))
+      val["curve"].append([done, db])
+      if db > val["best_db"]:
+        val.update(best_db=db, best_iteration=done)
+        best = _copy(state.ema)
     if done % cfg.log_every == 0 or done == cfg.iters:
       host = {k: float(v) for k, v in jax.device_get(metrics).items()}
       bad = int(state.bad_step)
@@ -378,9 +437,20 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
         raise NonFiniteLossError(f"a loss became NaN or inf at iteration {bad + 1}")
       host["iteration"] = done
       host["seconds"] = time.perf_counter() - t0
+      if validate is not None and val["curve"][-1][0] == done:
+        host["val_psnr"] = val["curve"][-1][1]
       history.append(host)
       if on_log is not None:
         on_log(done, host)
   jax.block_until_ready(state)
+  if val is not None:
+    val["kept"] = "best" if cfg.keep_best else "last"
+    if cfg.keep_best:
+      state = state.replace(ema=best)
   return FitResult(state=state, history=history, compile_seconds=compile_seconds,
-                   train_seconds=time.perf_counter() - t0)
+                   train_seconds=time.perf_counter() - t0, validation=val)
+
+
+def _copy(tree):
+  """A copy of a device pytree (the step donates the state's buffers)."""
+  return jax.tree_util.tree_map(jnp.copy, tree)

@@ -118,7 +118,7 @@ def test_checkpoint_resume_is_the_same_run(images, tmp_path):
     assert [h["iteration"] for h in hist] == [2, 4, 6]
 
 
-def test_scores_with_ground_truth_and_a_changed_config_is_refused(tmp_path):
+def test_scores_with_ground_truth_and_a_changed_config_is_redone(tmp_path):
   lr, gt = tmp_path / "lr", tmp_path / "gt"
   lr.mkdir()
   gt.mkdir()
@@ -132,7 +132,56 @@ def test_scores_with_ground_truth_and_a_changed_config_is_refused(tmp_path):
   assert rows["b.png"]["status"] == "done" and rows["b.png"]["psnr_y"] == ""
   assert "no ground truth" in rows["b.png"]["error"]
   folder.run_folder(str(lr), str(out), CFG.replace(lambda_tv=2.0), progress=False)
-  assert "other settings" in _manifest(out)["a.png"]["error"]
+  row = _manifest(out)["a.png"]
+  assert row["status"] == "done" and "redone" in row["error"] and "other settings" in row["error"]
+  assert json.loads((out / "a_x2.json").read_text())["config"]["lambda_tv"] == 2.0
+
+
+def test_an_output_that_is_another_input_is_refused_before_training(tmp_path):
+  fo = tmp_path / "fo"
+  fo.mkdir()
+  _write(fo / "a.png", 40, 48, 0)
+  _write(fo / "a_x2.png", 40, 48, 1)  # a.png's SR would be written here
+  before = (fo / "a_x2.png").read_bytes()
+  with pytest.raises(folder.FolderError, match="overwrite an input"):
+    folder.run_folder(str(fo), str(fo), CFG, progress=False)
+  assert (fo / "a_x2.png").read_bytes() == before and not (fo / "manifest.json").exists()
+
+
+def test_a_different_image_of_the_same_name_is_redone_and_rows_are_kept(tmp_path):
+  one, two, out = tmp_path / "one", tmp_path / "two", tmp_path / "out"
+  one.mkdir()
+  two.mkdir()
+  _write(one / "a.png", 40, 48, 0)
+  _write(one / "b.png", 40, 48, 1)
+  _write(two / "a.png", 40, 48, 2)  # same name, other pixels
+  folder.run_folder(str(one), str(out), CFG, progress=False)
+  first = json.loads((out / "a_x2.json").read_text())
+  folder.run_folder(str(two), str(out), CFG, progress=False)
+  rows = _manifest(out)
+  assert rows["a.png"]["status"] == "done" and "another input file" in rows["a.png"]["error"]
+  again = json.loads((out / "a_x2.json").read_text())
+  assert again["input"]["sha256"] != first["input"]["sha256"]
+  assert again["image"] == str(two / "a.png")
+  assert rows["b.png"]["status"] == "done"  # the earlier run's row is kept
+  folder.run_folder(str(two), str(out), CFG, progress=False)
+  assert _manifest(out)["a.png"]["status"] == "done earlier"
+
+
+def test_gif_images_are_run_and_skipped_files_listed(tmp_path):
+  d = tmp_path / "in"
+  d.mkdir()
+  _write(d / "a.png", 40, 48, 0)
+  Image.open(d / "a.png").save(d / "g.gif")
+  (d / "notes.txt").write_text("x")
+  paths, skipped = folder.list_inputs(str(d))
+  assert [os.path.basename(p) for p in paths] == ["a.png", "g.gif"]
+  assert [os.path.basename(s["file"]) for s in skipped] == ["notes.txt"]
+  assert "extension" in skipped[0]["reason"]
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(folder.FolderError, match="cannot create output folder"):
+    folder.run_folder(str(d), str(blocker / "out"), CFG, progress=False)
 
 
 def test_process_share_and_listing(images):

@@ -82,36 +82,36 @@ def test_recovers_the_orientation_of_a_known_gaussian():
   """Known-kernel recovery: an anisotropic Gaussian (sigma 2.2 x 0.6 px) along the columns,
   then along the rows; the estimate's column/row spread ratio is larger for the first.
 
-  The embedded photo blurred and subsampled x2, the paper config at 1000 iterations.
-  Measured (col/row variance ratio of the estimate, truth 13.4 and 0.07): 2026-11-22 on an
-  AVX-512 box 2.29 and 0.84; 2026-11-29 on an AVX2 box, in this suite 0.60 and 0.17, and
-  outside it seeds 0, 1, 2: 1.78 / 0.74, 1.47 / 0.73, 4.73 / 2.48. So each estimate carries a
-  large anisotropy of its own that changes with the seed and the machine's float rounding
-  (a GAN trained on one image), and only the difference follows the blur's axis: the
-  orientation pair moves the ratio by 1.9-3.5x in every run (a transposed estimate would
-  move it below 1x, a blur-blind one leave it near 1x). KernelGAN also pulls the size of
-  every estimate towards ~1.3 px (1.25 px for a 0.7 px and 1.40 px for a 1.8 px isotropic
-  truth at 3000 iterations on a sharp synthetic image; the official code reports 1.70 /
-  1.31 px for DIV2KRK image 2's 1.08 / 0.96), so size alone is not a reliable test either.
+  The embedded photo blurred and subsampled x2, the paper config at 1000 iterations, seeds
+  0 and 1. One GAN run on one image is chaotic: the same seed gave ratio pairs (along /
+  across, truth 13.4 / 0.07) of 3.5 / 0.80 with XLA's optimisations and 1.4 / 0.76 without
+  them on one machine, and 0.72 / 0.88 in one CI run, so a single run cannot carry the test.
+  Seeds 0-2 outside the suite: 3.5 / 0.80, 3.2 / 0.72, 2.9 / 0.52; the official PyTorch code
+  on the same images gives 2.0 / 0.46 and 1.3 / 0.47 (3000 iterations, seeds 0, 1):
+  KernelGAN follows the axis but pulls every estimate towards ~1.3 px
+  (experiments/kernelgan_orientation.py, docs/deviations.md). The test asks the geometric
+  mean over the two seeds of (ratio along / ratio across) to exceed 1.5: a transposed
+  estimate gives below 1, a blur-blind one about 1.
   """
   _, hr, _ = image_io.default_image(2)
   cfg = kg.PRESETS["paper"].replace(iters=1000, log_every=1000)
-  # 2000 iterations: XLA's optimisations (off suite-wide for compile speed) pay here.
+  # XLA's optimisations (off suite-wide for compile speed) pay for 4000 iterations.
   optimise = jax.config.values["jax_disable_most_optimizations"]
   jax.config.update("jax_disable_most_optimizations", False)
   try:
-    ratio = _orientation_ratios(hr, cfg)
+    pairs = [_orientation_ratios(hr, cfg, seed) for seed in (0, 1)]
   finally:
     jax.config.update("jax_disable_most_optimizations", optimise)
-  assert ratio[0.0] > 1.5 * ratio[np.pi / 2], ratio
+  gain = np.exp(np.mean([np.log(r[0.0] / r[np.pi / 2]) for r in pairs]))
+  assert gain > 1.5, pairs
 
 
-def _orientation_ratios(hr, cfg):
+def _orientation_ratios(hr, cfg, seed):
   ratio = {}
   for theta in (0.0, np.pi / 2):
     k = degrade.gaussian_kernel(13, (2.2 ** 2, 0.6 ** 2), theta)
     lr = np.clip(degrade.blur_subsample(hr.astype(np.float64), k, 2), 0, 255) / 255
-    res = kg.fit(lr, cfg, jax.random.key(0))
+    res = kg.fit(lr, cfg, jax.random.key(seed))
     assert all(np.isfinite(v) for h in res.history for v in h.values())
     rows, cols = _axis_variances(kg.final_kernels(res.kernel_x2, 2))
     ratio[theta] = cols / rows
