@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds docs/results.md from the kept records of experiments/kept/default/ (one table per
-# folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup], beside bicubic and `sharpen`; `-nowarmup`:
-# the preset before its lr warm-up), then the seed spread of each x2 variant:
+# folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup|-val], beside bicubic and `sharpen`;
+# `-nowarmup`: the preset before its lr warm-up; no suffix: with the warm-up, before the
+# internal validation; `-val`: the current preset), then the seed spread of each x2 variant:
 #   bash experiments/results_doc.sh      (DATA: ../shared/data)
 set -euo pipefail
 data=${DATA:-../shared/data}/DIV2KRK
@@ -25,7 +26,7 @@ for dir in experiments/kept/default/DIV2KRK-x*; do
   python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
     --scale "$s" --append "$doc" --title "$name" > /dev/null
 done
-for variant in 800it-nowarmup 800it; do
+for variant in 800it-nowarmup 800it 800it-val; do
   seeds=()
   for d in experiments/kept/default/DIV2KRK-x2-seed*-"$variant"; do [ -d "$d" ] && seeds+=("$d"); done
   if [ "${#seeds[@]}" -gt 1 ]; then

@@ -325,11 +325,20 @@ def run_folder_cli(overrides: dict) -> None:
   _report_folder(jobs)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parse, with a bad or unknown flag as one `error:` line and exit 2 (not FATAL, 1)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _entry():
   from ikejax.image_io import ImageError
   from ikejax.train import NonFiniteLossError
   try:
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
   except (UserError, ImageError, NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -109,3 +109,12 @@ def test_cli_rejects_a_mismatched_hr_before_training(tmp_path):
   assert r.returncode == 2 and "Traceback" not in r.stderr
   assert r.stderr.strip().splitlines()[-1].startswith("error: --hr")
   assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(("--scale", "abc"), "scale"),
+                                          (("--bogus", "1"), "bogus")])
+def test_a_bad_or_unknown_flag_is_one_error_line_and_exit_2(args, needle):
+  r = _run(*args)
+  assert r.returncode == 2, (r.returncode, r.stderr)
+  lines = [l for l in r.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
