@@ -383,7 +383,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   image = jnp.asarray(image, jnp.float32)
   if son_kernel is not None:
     son_kernel = jnp.asarray(son_kernel, jnp.float32)
-  best, tried = None, []
+  best, tried, seconds = None, [], [0.0, 0.0]
   for attempt in range(cfg.restarts + 1):
     run_key = key if attempt == 0 else jax.random.fold_in(key, attempt)
     res = _fit_once(image, p_g, p_d, vset, cfg, run_key, on_log, on_compiled,
@@ -391,12 +391,14 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
     if res.validation is None:
       return res
     tried.append(res.validation)
+    seconds = [seconds[0] + res.compile_seconds, seconds[1] + res.train_seconds]
     if best is None or res.validation["best_db"] > best.validation["best_db"]:
       best = res
     if not validation.stuck(best.validation["initial_db"], best.validation["best_db"], cfg):
       break
   best.validation = {**best.validation, "attempts": [
       {k: v[k] for k in ("initial_db", "best_db", "best_iteration")} for v in tried]}
+  best.compile_seconds, best.train_seconds = seconds  # every attempt's time
   return best
 
 
