@@ -188,8 +188,8 @@ TINY = IKEConfig(iters=4, crop=32, blocks_per_level=1, growth=4, u_width=8, u_de
 # iterations in some runs (DIV2KRK 27 seed 1: 33.87 -> 36.92 dB with it; 13 seed 0 with
 # the true kernel: 32.26 -> 35.10).
 # Validation (ikejax.validation): 3 held-out 64 px crops; the best validated iteration is kept,
-# and a run that gained under 1 dB on them is run again once (healthy runs gain 4-6 dB:
-# DIV2KRK 27, seeds 0-2, 32.8 -> 38.9 dB).
+# and a run that gained under 1 dB on them is run again once (healthy runs gain 3.4-9.3 dB:
+# DIV2KRK x2, 8 images, seed 0).
 DEFAULT = SELFSUP.replace(iters=800, lr=1e-3, b1=0.9, lr_decay_every=1.0, lr_warmup=0.1,
                           ema_decay=0.0, lambda_kernel=0.0, son_source="spectral",
                           keep_best=True, restarts=1, stuck_gain_db=1.0)
