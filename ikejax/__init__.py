@@ -1,9 +1,23 @@
 """ikejax: IKE (Invertible Kernel Estimator) zero-shot blind super-resolution in JAX/Flax.
 
-Modules: `ops` (pure array ops), `flow` (the invertible flow), `networks` (U and the patch
-discriminator), `model` (bicubic-residual wiring), `losses`, `patches` (crop sampling),
-`train` (state, jitted iteration, fit loop), `infer`, `image_io`, `metrics`, `visualize`,
-`configs`, and the CLI `ikejax.main`.
+Python API (`ikejax.api`): `super_resolve(image, scale=2, method="ike", preset=None, seed=0)`
+and `estimate_kernel(image, scale)`. Modules: `ops` (pure array ops), `flow` (the invertible
+flow), `networks` (U and the patch discriminator), `model` (bicubic-residual wiring),
+`losses`, `patches` (crop sampling), `validation`, `train` (state, jitted iteration, fit
+loop), `infer`, `image_io`, `metrics`, `visualize`, `configs`, and the CLI `ikejax.main`.
+Importing `ikejax` loads neither JAX nor any command-line flag.
 """
 
 __version__ = "0.1.0"
+__all__ = ["super_resolve", "estimate_kernel", "SuperResolution"]
+
+
+def __getattr__(name):
+  if name in __all__:
+    from ikejax import api
+    return getattr(api, name)
+  raise AttributeError(f"module 'ikejax' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + __all__)
