@@ -27,50 +27,58 @@ from absl import app
 from absl import flags
 from absl import logging
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("image", None, "LR input image; omit to run the embedded default image.")
-flags.DEFINE_integer("scale", 2, "SR factor: 2, 3 or 4.")
-flags.DEFINE_string("out", "ikejax_out", "output directory.")
-flags.DEFINE_enum("method", "ike", ["ike", "kernelgan", "issr-dil", "bicubic", "sharpen"],
+# A private registry: importing this module adds nothing to absl's global flags (another absl
+# program may import it); `_entry` joins them to the global ones for the command line.
+FLAGS = flags.FlagValues()
+
+
+def _define(kind: str, *args, **kwargs):
+  return getattr(flags, f"DEFINE_{kind}")(*args, flag_values=FLAGS, **kwargs)
+
+
+_define("string", "image", None, "LR input image; omit to run the embedded default image.")
+_define("integer", "scale", 2, "SR factor: 2, 3 or 4.")
+_define("string", "out", "ikejax_out", "output directory.")
+_define("enum", "method", "ike", ["ike", "kernelgan", "issr-dil", "bicubic", "sharpen"],
                   "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
                   "issr-dil: kernels from image statistics + ISSR-DIL's inverse; "
                   "bicubic, sharpen: zero-parameter reference filters.")
-flags.DEFINE_string("config", "default", "preset: ike: default, paper, reference, fast, selfsup or tiny; "
+_define("string", "config", "default", "preset: ike: default, paper, reference, fast, selfsup or tiny; "
                     "kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny.")
-flags.DEFINE_integer("iters", None, "training iterations (default: the preset's).")
-flags.DEFINE_integer("seed", 0, "PRNG seed.")
-flags.DEFINE_integer("crop", None, "training crop side (default: the preset's, 128).")
-flags.DEFINE_list("ablate", [], "ablation switches: no_energy, two_way, no_residual, "
+_define("integer", "iters", None, "training iterations (default: the preset's).")
+_define("integer", "seed", 0, "PRNG seed.")
+_define("integer", "crop", None, "training crop side (default: the preset's, 128).")
+_define("list", "ablate", [], "ablation switches: no_energy, two_way, no_residual, "
                   "no_csr_bwd, no_inter.")
-flags.DEFINE_bool("reference_inverse", False,
+_define("bool", "reference_inverse", False,
                   "use the official code's inexact reverse coupling pass.")
-flags.DEFINE_enum("resize", None, ["matlab", "torch"],
+_define("enum", "resize", None, ["matlab", "torch"],
                   "bicubic kind of the residual (default: the preset's).")
-flags.DEFINE_enum("subnets", None, ["composed", "layers"],
+_define("enum", "subnets", None, ["composed", "layers"],
                   "linear subnets as one composed 11x11 conv (fast, default) or layer by layer.")
-flags.DEFINE_enum("u_init", None, ["he", "reference"],
+_define("enum", "u_init", None, ["he", "reference"],
                   "init of U: 'he' (trainable, default) or the official one (U never trains).")
-flags.DEFINE_string("kernel", None, "a known degradation kernel (.npy or .mat with key "
+_define("string", "kernel", None, "a known degradation kernel (.npy or .mat with key "
                     "Kernel). --method ike --config default: IKE's decoder "
                     "trained on sons made by it; --method issr-dil: the L-CNN trained on it "
                     "instead of the image statistics' kernels; "
                     "a folder: each image's own (an ikejax run's <stem>_x<s>_kernel.npy, "
                     "<stem>.npy/.mat, DIV2KRK's kernel_<n>.mat).")
-flags.DEFINE_string("hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
-flags.DEFINE_bool("progress", True, "show a progress bar.")
+_define("string", "hr", None, "optional ground-truth HR image: adds Y-PSNR/SSIM to the record.")
+_define("bool", "progress", True, "show a progress bar.")
 # Folder runs (ikejax/folder.py).
-flags.DEFINE_string("images", None, "folder or glob of LR images: run them all (resumable).")
-flags.DEFINE_integer("batch", 1, "folder runs: images trained per compiled step. On CPU the "
+_define("string", "images", None, "folder or glob of LR images: run them all (resumable).")
+_define("integer", "batch", 1, "folder runs: images trained per compiled step. On CPU the "
                      "host is split into this many XLA devices, one image each.")
-flags.DEFINE_string("gt", None, "folder runs: ground-truth folder, matched by file name.")
-flags.DEFINE_integer("checkpoint_every", 0, "folder runs: save the batch's state every N "
+_define("string", "gt", None, "folder runs: ground-truth folder, matched by file name.")
+_define("integer", "checkpoint_every", 0, "folder runs: save the batch's state every N "
                      "iterations, so a killed run resumes mid-training (0: never).")
-flags.DEFINE_bool("distributed", False, "folder runs on several hosts: call "
+_define("bool", "distributed", False, "folder runs on several hosts: call "
                   "jax.distributed.initialize (auto-detects SLURM, TPU pods, ...) and give "
                   "each process its share of the images.")
-flags.DEFINE_string("coordinator_address", None, "with --distributed: host:port of process 0.")
-flags.DEFINE_integer("num_processes", None, "with --distributed: number of processes.")
-flags.DEFINE_integer("process_id", None, "with --distributed: this process's index.")
+_define("string", "coordinator_address", None, "with --distributed: host:port of process 0.")
+_define("integer", "num_processes", None, "with --distributed: number of processes.")
+_define("integer", "process_id", None, "with --distributed: this process's index.")
 
 
 class UserError(Exception):
@@ -202,7 +210,7 @@ def run(image_path, out_dir, preset="default", seed=0, overrides=None, ablations
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:
+  if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Hide backend-probing INFO lines.
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -328,15 +336,21 @@ def run_folder_cli(overrides: dict) -> None:
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parse, with a bad or unknown flag as one `error:` line and exit 2 (not FATAL, 1)."""
   try:
-    return FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except flags.Error as e:
     print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
     sys.exit(2)
+  FLAGS.mark_as_parsed()  # the same Flag objects, parsed through the global registry
+  return rest
 
 
 def _entry():
   from ikejax.image_io import ImageError
   from ikejax.train import NonFiniteLossError
+  if "image" not in flags.FLAGS:
+    flags.FLAGS.append_flag_values(FLAGS)
+    for name in FLAGS:  # listed by --help as this program's flags
+      flags.declare_key_flag(name, flag_values=flags.FLAGS)
   try:
     app.run(main, flags_parser=_parse_flags)
   except (UserError, ImageError, NonFiniteLossError) as e:

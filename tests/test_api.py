@@ -14,7 +14,9 @@ def test_importing_ikejax_registers_no_flag_and_loads_no_jax():
   code = ("import sys, ikejax; from absl import flags; "
           "assert 'jax' not in sys.modules, 'jax loaded'; "
           "assert 'image' not in flags.FLAGS, 'flags registered'; "
-          "assert 'super_resolve' in dir(ikejax)")
+          "assert 'super_resolve' in dir(ikejax); "
+          "import ikejax.main; assert 'image' not in flags.FLAGS, 'main registered flags'; "
+          "flags.DEFINE_string('image', None, 'another program may define it')")
   r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
 
