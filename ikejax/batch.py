@@ -272,7 +272,7 @@ def _fit_batch_once(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence
   state = jax.device_put(state, sharding)
   args = jax.device_put((inputs.images, inputs.p_g, inputs.p_d, inputs.step_keys,
                          inputs.active, inputs.son_kernels), sharding)
-  step_fn = make_batched_step(cfg, mesh)
+  step_fn = make_batched_step(train.step_config(cfg), mesh)
 
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, *args).compile()

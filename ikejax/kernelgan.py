@@ -378,7 +378,7 @@ def fit(image01: np.ndarray, cfg: KernelGANConfig, key: jax.Array, *,
     ValueError: the image is smaller than the crop.
     train.NonFiniteLossError: a loss became NaN or inf.
   """
-  from ikejax.train import NonFiniteLossError, run_once
+  from ikejax.train import NonFiniteLossError, compile_cached, run_once
   cfg = cfg.validate()
   x = prepare(image01, cfg)
   k_init, k_step = jax.random.split(key)
@@ -388,7 +388,11 @@ def fit(image01: np.ndarray, cfg: KernelGANConfig, key: jax.Array, *,
   # structure, but D and the GAN gradient see a DC level near 0 instead of ~0.45.
   image = jnp.asarray(2 * x - 1 if cfg.value_range == "signed" else x)
   t0 = time.perf_counter()
-  step = make_train_step(cfg).lower(state, image, p_g, p_d, k_step).compile()
+  # Cached per config and shapes; the XLA optimisation flag is part of the key.
+  step = compile_cached(make_train_step(cfg.replace(log_every=50)),
+                        (cfg.replace(log_every=50),
+                         jax.config.values["jax_disable_most_optimizations"]),
+                        state, image, p_g, p_d, k_step)
   compile_seconds = time.perf_counter() - t0
   if on_compiled is not None:
     on_compiled(compile_seconds)

@@ -276,6 +276,34 @@ def train_step(state: IKEState, image: jax.Array, p_g: jax.Array, p_d: jax.Array
   return new_state, metrics
 
 
+# Fields only the fit loop reads (validation): runs that differ in them share a compiled step.
+LOOP_FIELDS = ("val_crops", "val_crop", "val_every", "keep_best", "restarts",
+               "stuck_gain_db", "log_every")
+
+
+def step_config(cfg: IKEConfig) -> IKEConfig:
+  """`cfg` with the fit loop's own fields at their defaults: what the step depends on."""
+  return cfg.replace(**{f: getattr(IKEConfig, f) for f in LOOP_FIELDS})
+
+
+_COMPILED: dict = {}
+
+
+def compile_cached(jitted: Callable, key: Any, *args) -> Callable:
+  """`jitted.lower(*args).compile()`, kept per `(key, argument shapes)` (8 at most).
+
+  Restarts and repeated fits of one config and image size reuse the executable
+  instead of compiling it again.
+  """
+  leaves, tree = jax.tree_util.tree_flatten(args)
+  sig = (key, tree, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
+  if sig not in _COMPILED:
+    if len(_COMPILED) >= 8:
+      _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[sig] = jitted.lower(*args).compile()
+  return _COMPILED[sig]
+
+
 @functools.lru_cache(maxsize=8)
 def make_train_step(cfg: IKEConfig) -> Callable:
   """`train_step` jit-compiled for `cfg`, donating the state buffers.
@@ -409,7 +437,9 @@ def _fit_once(image, p_g, p_d, vset, cfg, key, on_log, on_compiled, state, son_k
   if state is None:
     state = create_state(k_init, cfg)
   t0 = time.perf_counter()
-  compiled = make_train_step(cfg).lower(state, image, p_g, p_d, k_step, son_kernel).compile()
+  step_cfg = step_config(cfg)
+  compiled = compile_cached(make_train_step(step_cfg), step_cfg, state, image, p_g, p_d, k_step,
+                            son_kernel)
   compile_seconds = time.perf_counter() - t0
   if on_compiled is not None:
     on_compiled(compile_seconds)

@@ -48,6 +48,14 @@ def _window_mask(shape: tuple[int, int], top_left: np.ndarray, lo: int, hi: int)
   return mask
 
 
+def _window_at(prob: np.ndarray, window: int, scale: int) -> np.ndarray:
+  """Top-left `[2]` of the `window`-sided square centred on `prob`'s maximum, aligned to `scale`."""
+  h, w = prob.shape
+  centre = np.array(np.unravel_index(np.argmax(prob), prob.shape))
+  tl = np.clip(centre - window // 2, 0, [max(h - window, 0), max(w - window, 0)])
+  return tl - tl % scale
+
+
 def holdout(p_g: np.ndarray, p_d: np.ndarray, window: int, g_crop: int, d_crop: int,
             scale: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Chooses up to `n` disjoint validation windows and removes them from training.
@@ -80,9 +88,7 @@ def holdout(p_g: np.ndarray, p_d: np.ndarray, window: int, g_crop: int, d_crop: 
   for _ in range(n):
     if pick.max() <= 0:
       break
-    centre = np.array(np.unravel_index(np.argmax(pick), pick.shape))
-    tl = np.clip(centre - window // 2, 0, [max(h - window, 0), max(w - window, 0)])
-    tl = tl - tl % scale
+    tl = _window_at(pick, window, scale)
     new_g = np.where(_window_mask((h, w), tl, *reach(g_crop)), 0.0, kept_g)
     if new_g.sum() < 0.5 * p_g.sum():
       break
@@ -110,11 +116,9 @@ def prepare(image: np.ndarray, p_g: np.ndarray, p_d: np.ndarray, cfg: IKEConfig
   args = (v, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
   corners, p_g_train, p_d_train = holdout(p_g, p_d, *args, n)
   held_out = len(corners) > 0
-  if not held_out:
-    corners, _, _ = holdout(p_g, np.ones_like(p_d), *args, 1)
+  if not held_out:  # too small to hold out: the most textured window, shared with training
+    corners = _window_at(p_g, v, cfg.scale)[None]
     p_g_train, p_d_train = p_g, p_d
-    if not len(corners):
-      corners = np.zeros((1, 2), np.int64)
   crops = [np.asarray(image[r:r + v, q:q + v], np.float32) for r, q in corners]
   weights = [1.0] * len(crops) + [0.0] * (n - len(crops))
   crops += [crops[0]] * (n - len(crops))

@@ -41,14 +41,16 @@ def test_no_training_crop_overlaps_a_held_out_window():
   assert any(overlaps(tl, crop, w) for tl in draw(p_g, crop) for w in corners)
 
 
-def test_a_small_image_validates_without_holding_out():
-  img = IMAGES[0][:40, :40]
+def test_a_small_image_validates_on_its_most_textured_window():
+  img = np.zeros((40, 40, 3), np.float32)
+  img[20:36, 18:34] = IMAGES[0][:16, :16]  # texture only here, away from the corner
   cfg = CFG.replace(crop=32)
   p_g, p_d = patches.crop_probability_maps((img + 1) / 2, 32, 16, 2)
   vset, g, d = validation.prepare(img, p_g, p_d, cfg)
   assert not bool(vset.held_out) and vset.fathers.shape == (2, 16, 16, 3)
   np.testing.assert_array_equal(np.asarray(vset.weights), [1, 0])
   np.testing.assert_array_equal(g, p_g)
+  assert float(np.std(np.asarray(vset.fathers[0]))) > 0.1  # not a flat corner
 
 
 def test_padding_repeats_do_not_count():
