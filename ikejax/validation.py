@@ -130,7 +130,7 @@ def prepare(image: np.ndarray, p_g: np.ndarray, p_d: np.ndarray, cfg: IKEConfig
 
 def reconstruction_psnr(params: dict, vset: ValidationSet, son_kernel: Optional[jax.Array], *,
                         cfg: IKEConfig, model: IKEModel) -> jax.Array:
-  """Y-agnostic PSNR (dB, [-1, 1] range) of decode(son) against the held-out fathers.
+  """RGB PSNR (dB, over the [-1, 1] range) of decode(son) against the held-out fathers.
 
   `params`: `{"flow", "up"}` (the state's `ema`, what inference uses). The son is
   the father degraded by `son_kernel` when given, else by the flow's forward pass.
