@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 
 from ikejax import batch, configs, degrade, patches, train, validation
+from test_batch import _image  # the same smooth test pattern
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(
     log_every=2, val_crops=2, val_crop=16, val_every=2, son_source="spectral", lambda_rec=1.0,
     u_input="image", squeeze="haar", decode_trains_flow=False)
-
-
-def _image(h, w, seed):
-  rng = np.random.RandomState(seed)
-  y, x = np.mgrid[0:h, 0:w]
-  img = np.stack([np.sin(x / 3.0 + c) * np.cos(y / 4.0) for c in range(3)], -1) * 0.7
-  return (img + rng.randn(h, w, 3) * 0.03).astype(np.float32)
 
 
 IMAGES = [_image(96, 112, 0), _image(100, 90, 1)]
