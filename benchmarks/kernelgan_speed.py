@@ -14,7 +14,8 @@ import argparse
 
 import jax
 
-from ikejax import image_io, kernelgan
+from ikejax.baselines import kernelgan
+from ikejax.imaging import image_io
 
 
 def main() -> None:

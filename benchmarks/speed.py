@@ -32,8 +32,10 @@ from absl import app
 from absl import flags
 
 from _worker import run_worker, write_json  # benchmarks/, next to this script
-from ikejax import configs, image_io, infer, patches, train
-from ikejax.flow import squeeze_factors
+from ikejax import patches
+from ikejax.ike import configs, infer, train
+from ikejax.imaging import image_io
+from ikejax.ike.flow import squeeze_factors
 
 flags.DEFINE_string("image", None, "LR image; '{s}' in the path is replaced by the scale, "
                     "falling back to the x2 file where no file exists for a scale (x3 on "

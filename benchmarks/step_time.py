@@ -20,7 +20,9 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from ikejax import configs, image_io, patches, train
+from ikejax import patches
+from ikejax.ike import configs, train
+from ikejax.imaging import image_io
 
 flags.DEFINE_string("image", None, "LR image (default: the embedded default image)")
 flags.DEFINE_integer("steps", 8, "timed iterations per variant (after one warm-up)")

@@ -49,7 +49,7 @@ FLAGS = flags.FLAGS
 
 
 def _images(n: int):
-  from ikejax import image_io
+  from ikejax.imaging import image_io
   paths = sorted(glob.glob(FLAGS.images))
   if not paths:
     sys.exit(f"error: no files match {FLAGS.images}")
@@ -58,7 +58,7 @@ def _images(n: int):
 
 
 def _config():
-  from ikejax import configs
+  from ikejax.ike import configs
   return configs.get_config(FLAGS.config, scale=FLAGS.scale, iters=2 + FLAGS.steps, log_every=1)
 
 
@@ -70,7 +70,7 @@ def _step_times(history: list[dict]) -> list[float]:
 def worker(spec: str) -> dict:
   if spec == "seq":
     import jax
-    from ikejax import infer, train
+    from ikejax.ike import infer, train
     paths, xs = _images(1)
     cfg, _ = train.adapt_crop(_config(), *xs[0].shape[:2])
     fit = train.fit(xs[0], cfg, jax.random.key(0))
@@ -81,11 +81,11 @@ def worker(spec: str) -> dict:
             "inference_first_call_s": time.perf_counter() - t0, "images": paths}
   b, _, one = spec.partition(":")
   b = int(b)
-  from ikejax import batch
+  from ikejax.runs import batch
   if not one:
     batch.use_cpu_devices(b)
   import jax
-  from ikejax import train
+  from ikejax.ike import train
   paths, xs = _images(b)
   cfg, _ = train.adapt_crop(_config(), *np.min([x.shape[:2] for x in xs], 0))
   devices = jax.devices()[:1] if one else jax.devices()
@@ -109,7 +109,7 @@ def main(argv):
     rows.append(run_worker(__file__, spec))
     print(f"done {rows[-1]['variant']}", file=sys.stderr, flush=True)
 
-  from ikejax import configs
+  from ikejax.ike import configs
   iters = configs.get_config(FLAGS.config, scale=FLAGS.scale).iters
   infer_s = rows[0]["inference_first_call_s"]
   seq_step = float(np.median(rows[0]["step_times"]))

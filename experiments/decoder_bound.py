@@ -23,8 +23,10 @@ import numpy as np
 import optax
 import scipy.io
 
-from ikejax import configs, degrade, image_io, infer, losses, metrics, patches, train
-from ikejax.model import build_model
+from ikejax import patches
+from ikejax.ike import configs, infer, losses, train
+from ikejax.imaging import degrade, image_io, metrics
+from ikejax.ike.model import build_model
 
 DATA = os.environ.get("DATA", os.path.join(os.path.dirname(__file__), "../../shared/data"))
 

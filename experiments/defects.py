@@ -5,7 +5,7 @@
 Prints one Markdown table comparing the SR image, MATLAB-style bicubic
 upscaling of the same LR, and the HR image:
   * 2-pixel periodic striping: Y-channel energy at the Nyquist frequency
-    (`ikejax.metrics.nyquist_energy`), absolute and as a ratio to the HR's;
+    (`ikejax.imaging.metrics.nyquist_energy`), absolute and as a ratio to the HR's;
   * colour/brightness shift: mean signed RGB error against the HR.
 Also Y-PSNR / SSIM. Everything shaves `scale` px on each side.
 """
@@ -18,7 +18,8 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from ikejax import image_io, metrics, ops
+from ikejax import ops
+from ikejax.imaging import image_io, metrics
 
 flags.DEFINE_string("sr", None, "super-resolved image")
 flags.DEFINE_string("lr", None, "the LR input (for the bicubic baseline)")

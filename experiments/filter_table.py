@@ -3,7 +3,7 @@
   python experiments/filter_table.py --records OUT --lr LR_DIR --gt GT_DIR --scale 2 \
       [--append docs/results.md --title "..."]
 
-Prints a markdown table: bicubic, `sharpen` (ikejax.filters, computed here) and the run's
+Prints a markdown table: bicubic, `sharpen` (ikejax.imaging.filters, computed here) and the run's
 own scores from its records, with the run's seconds per image and the mean. `--append`
 adds it to a file under `--title`, with the command, the records' machine and the date.
 """
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ikejax import filters, image_io, metrics
+from ikejax.imaging import filters, image_io, metrics
 
 
 def _cpu() -> str:
@@ -94,7 +94,7 @@ def _emit(a, lines):
     head = [f"## {a.title}", "",
             f"`python {shlex.join(sys.argv)}` ({time.strftime('%Y-%m-%d')}; records made on "
             f"{dev['platform']} ({_cpu()}), jax {rec['versions']['jax']}; Y-PSNR / SSIM as "
-            "`ikejax.metrics`, seconds: the whole run of one image).", ""]
+            "`ikejax.imaging.metrics`, seconds: the whole run of one image).", ""]
     with open(a.append, "a") as f:
       f.write("\n".join(head + lines) + "\n\n")
 

@@ -8,7 +8,7 @@ OUT is a `bash experiments/table_nonlinear.sh OUT ...` folder (`OUT/data/RUN/{lr
 LR pixel i sits on HR pixel s*i; bicubic (MATLAB's half-pixel convention) and the `paper`
 preset's residual put it at s*i + (s-1)/2. This script shifts each output by -(s-1)/2 HR px
 (cubic spline, edge-nearest, then rounded to 8 bit) and scores Y-PSNR again with
-`ikejax.metrics.psnr_y`, for bicubic and for ikejax, printing one Markdown row per run (means
+`ikejax.imaging.metrics.psnr_y`, for bicubic and for ikejax, printing one Markdown row per run (means
 over the images the run finished). The kernel kinds (`random`, `taps`) are centred by their
 kernel shift, so there the shift is a control: it must lower both scores.
 """
@@ -22,7 +22,8 @@ import sys
 import numpy as np
 import scipy.ndimage
 
-from ikejax import image_io, metrics, ops
+from ikejax import ops
+from ikejax.imaging import image_io, metrics
 
 
 def _load(path: str) -> np.ndarray:

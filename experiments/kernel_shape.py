@@ -3,7 +3,7 @@
   python experiments/kernel_shape.py experiments/kept/nonlinear300/Set14-random-x4 [DIR ...]
 
 Reads every `*_kernel.npy` in each DIR (an ikejax run folder or a kept records folder)
-and gives `ikejax.kernel.shape` over them: the range of L1 norms with the upper median in
+and gives `ikejax.imaging.kernels.shape` over them: the range of L1 norms with the upper median in
 brackets (a blur has 1) and the range of the share of negative taps (a blur has 0%), as in
 docs/notebook.md's "IKE kernels" columns. No ground truth needed (`score_kernels.py` compares
 against it).
@@ -17,14 +17,14 @@ import sys
 
 import numpy as np
 
-from ikejax import kernel
+from ikejax.imaging import kernels
 
 
 def row(run_dir: str) -> str:
   files = sorted(glob.glob(os.path.join(run_dir, "*_kernel.npy")))
   if not files:
     raise SystemExit(f"kernel_shape: no *_kernel.npy in {run_dir}")
-  shapes = [kernel.shape(np.load(f)) for f in files]
+  shapes = [kernels.shape(np.load(f)) for f in files]
   l1 = sorted(s["l1_norm"] for s in shapes)
   neg = [100 * s["negative_mass"] for s in shapes]
   return (f"| {run_dir} | {len(files)} | {l1[0]:.1f}-{l1[-1]:.0f} ({l1[len(l1) // 2]:.1f}) | "

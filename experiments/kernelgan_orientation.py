@@ -14,8 +14,8 @@ import time
 import jax
 import numpy as np
 
-from ikejax import degrade, image_io
-from ikejax import kernelgan as kg
+from ikejax.imaging import degrade, image_io
+from ikejax.baselines import kernelgan as kg
 
 
 def axis_sigmas(k: np.ndarray) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from ikejax import main as cli
+from ikejax.cli import main as cli
 
 DATA = os.environ.get("DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 VARIANTS = {
@@ -30,8 +30,8 @@ def main(names):
     out = os.path.join("results", "paper_vs_code", name)
     record_path = os.path.join(out, "im_2_x2.json")
     if not os.path.exists(record_path):
-      cli.run(os.path.join(d, "lr_x2", "im_2.png"), out, "paper", 0,
-              overrides=dict(scale=2, iters=400, **VARIANTS[name]),
+      cli.run(os.path.join(d, "lr_x2", "im_2.png"), out, "paper", 0, scale=2,
+              overrides=dict(iters=400, **VARIANTS[name]),
               hr_path=os.path.join(d, "gt", "im_2.png"), progress=False)
     with open(record_path) as f:
       r = json.load(f)

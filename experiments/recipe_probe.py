@@ -1,8 +1,8 @@
 """Quick protocol for recipe exploration: one config on a few DIV2KRK images, one seed.
 
 Trains the config on each whole LR image, and every `--every` iterations scores the
-whole-image SR (Y-PSNR, `ikejax.metrics`) and the learned downscaler: its kernel's L1
-against the true kernel (`kernel.compare_kernels`) and "degPSNR", the PSNR between the
+whole-image SR (Y-PSNR, `ikejax.imaging.metrics`) and the learned downscaler: its kernel's L1
+against the true kernel (`kernels.compare_kernels`) and "degPSNR", the PSNR between the
 true LR and the HR degraded with the learned kernel (interior; ~53 dB for the true
 kernel). Prints one line per checkpoint beside the image's bicubic and `sharpen` scores;
 writes the curves to `--out/<name>_s<seed>.json`.
@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.io
 
-from ikejax import configs, filters, image_io, infer, kernel, metrics, patches, train
+from ikejax import patches
+from ikejax.ike import configs, infer, kernel, train
+from ikejax.imaging import filters, image_io, kernels, metrics
 
 DATA = os.environ.get("DATA", os.path.join(os.path.dirname(__file__), "../../shared/data"))
 
@@ -58,8 +60,8 @@ def probe(name, preset, overrides, images, iters, seed, every, scale, out):
         sr = q8((infer.super_resolve(state, np.asarray(x), cfg) + 1) / 2)
         psnr = metrics.psnr_y(sr, hr, scale)
         k_est, _ = kernel.ike_kernel(state.ema["flow"], cfg)
-        k_l1 = kernel.compare_kernels(k_est, k_true, scale)["l1"]
-        lr_hat = kernel.apply_kernel(hr.astype(np.float64), k_est, scale)[:h, :w]
+        k_l1 = kernels.compare_kernels(k_est, k_true, scale)["l1"]
+        lr_hat = kernels.apply_kernel(hr.astype(np.float64), k_est, scale)[:h, :w]
         err = (lr_hat - lr)[8:-8, 8:-8]
         deg = 10 * np.log10(255 ** 2 / np.mean(err ** 2))
         row["curve"].append({"iteration": it, "psnr_y": psnr, "kernel_l1": k_l1,

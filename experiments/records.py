@@ -23,7 +23,9 @@ import json
 import os
 import shutil
 
-from ikejax import folder, image_io, results
+from ikejax.imaging import image_io
+from ikejax.runs import folder
+from ikejax.runs.records import output_paths
 
 SETTINGS = ("preset", "ablations", "seed", "scale", "iters")
 
@@ -72,7 +74,7 @@ def keep(run_dir: str, records: str) -> int:
     finished = [r for r in manifest["images"] if r["status"] in folder.FINISHED]
     for row in finished:
       name = os.path.basename(row["image"])
-      outputs = results.output_paths(run_dir, os.path.splitext(name)[0], manifest["run"]["scale"])
+      outputs = output_paths(run_dir, os.path.splitext(name)[0], manifest["run"]["scale"])
       for src in (outputs["record"], outputs["kernel_npy"]):
         if os.path.isfile(src):
           shutil.copyfile(src, os.path.join(records, os.path.basename(src)))

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import scipy.ndimage
 
-from ikejax import degrade, image_io
+from ikejax.imaging import degrade, image_io
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, border: int = 16) -> float:

@@ -15,7 +15,7 @@ Made by `bash experiments/results_doc.sh` from the kept records in
 `bash experiments/default_div2krk.sh OUT SCALE SEED` (`python -m ikejax.main --config default`
 on each of the 8 DIV2KRK images of ../shared/data, one at a time). Blind: the kernel is
 estimated from the LR alone. Beside each run, the two zero-parameter filters of
-`ikejax/filters.py`. The recipe and what led to it: docs/recipe_log.md; its departures from
+`ikejax/imaging/filters.py`. The recipe and what led to it: docs/recipe_log.md; its departures from
 the paper: docs/deviations.md. Seconds are whole runs, measured while other jobs shared the
 two cores (upper bounds).
 

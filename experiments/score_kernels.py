@@ -4,11 +4,11 @@
       --scale 2 [--data ../shared/data/DIV2KRK] --out results/kernels_x2
 
 `--data` is DIV2KRK's layout (`gt/`, `lr_x<s>/`, `gt_k_x<s>/kernel_<n>.mat`) or a folder
-written by `python -m ikejax.degrade` with a kernel kind (`hr/`, `lr/`, `kernels/<stem>.npy`,
+written by `ikejax-degrade` with a kernel kind (`hr/`, `lr/`, `kernels/<stem>.npy`,
 centred kernels as DIV2KRK stores them), e.g. the `random` and `taps` sets.
 
 Each `--run NAME=DIR` is an output folder holding `<stem>_x<s>_kernel.npy` files (written
-by every ikejax run). Per image and method (`ikejax.kernel.compare_kernels` and
+by every ikejax run). Per image and method (`ikejax.kernels.compare_kernels` and
 `regenerated_lr_psnr`): L1 and kernel PSNR after integer alignment against the ground
 truth shifted to the DIV2KRK convention, the principal sigmas, and the RGB PSNR of the LR
 regenerated from the HR with the estimate (the ground truth itself reaches ~51 dB this way;
@@ -23,12 +23,12 @@ import os
 
 import numpy as np
 
-from ikejax import degrade, image_io, kernel
+from ikejax.imaging import degrade, image_io, kernels
 
 
 def cases(data: str, s: int):
   """The image stems under `data` and `load(stem) -> (centred truth kernel, HR, LR)`."""
-  if os.path.isdir(os.path.join(data, "kernels")):  # written by ikejax.degrade
+  if os.path.isdir(os.path.join(data, "kernels")):  # written by ikejax.imaging.degrade
     lr_dir = os.path.join(data, "lr")
     load = lambda n: (np.load(os.path.join(data, "kernels", f"{n}.npy")),
                       image_io.read_image(os.path.join(data, "hr", f"{n}.png")).pixels,
@@ -42,7 +42,7 @@ def cases(data: str, s: int):
                       image_io.read_image(os.path.join(lr_dir, f"{n}.png")).pixels)
     order = lambda n: int(n.split("_")[1])
   if not os.path.isdir(lr_dir):
-    raise SystemExit(f"score_kernels: no {lr_dir} (need DIV2KRK's layout or ikejax.degrade's)")
+    raise SystemExit(f"score_kernels: no {lr_dir} (need DIV2KRK's layout or ikejax.imaging.degrade's)")
   names = sorted((f[:-4] for f in os.listdir(lr_dir) if f.endswith(".png")), key=order)
   return names, load
 
@@ -60,22 +60,22 @@ def main() -> None:
   rows = []
   for name in names:
     truth, hr, lr = load(name)
-    gt_sig = kernel.moments(truth)["sigmas"]
+    gt_sig = kernels.moments(truth)["sigmas"]
     rows.append({"image": name, "method": "truth", "l1": 0.0, "kernel_psnr": None,
                  "sigmas": f"{gt_sig[0]:.2f}/{gt_sig[1]:.2f}", "shift": "",
-                 "lr_psnr": kernel.regenerated_lr_psnr(hr, lr, degrade.kernel_shift(truth, s), s)})
+                 "lr_psnr": kernels.regenerated_lr_psnr(hr, lr, degrade.kernel_shift(truth, s), s)})
     for method, d in runs.items():
       path = os.path.join(d, f"{name}_x{s}_kernel.npy")
       if not os.path.isfile(path):
         rows.append({"image": name, "method": method, "l1": None})
         continue
       est = np.load(path)
-      c = kernel.compare_kernels(est, truth, s)
+      c = kernels.compare_kernels(est, truth, s)
       sig = c["sigmas_estimate"]
       rows.append({"image": name, "method": method, "l1": c["l1"],
                    "kernel_psnr": c["kernel_psnr"], "sigmas": f"{sig[0]:.2f}/{sig[1]:.2f}",
                    "shift": f"{c['shift'][0]},{c['shift'][1]}",
-                   "lr_psnr": kernel.regenerated_lr_psnr(hr, lr, est, s)})
+                   "lr_psnr": kernels.regenerated_lr_psnr(hr, lr, est, s)})
     print(*[r for r in rows if r["image"] == name], sep="\n", flush=True)
 
   keys = ["image", "method", "l1", "kernel_psnr", "sigmas", "shift", "lr_psnr"]

@@ -3,11 +3,11 @@
 For each LR: the spectral estimate k, the son LR * k (subsampled), the estimate k' of the son.
 Under blur-then-subsample and scale invariance k' should be close to k; the idea was to flag
 the nonlinear LR images (median, bilateral, diffusion) where the default fails.
-  python experiments/spectral_consistency.py   (after `python -m ikejax.degrade --hr
+  python experiments/spectral_consistency.py   (after `ikejax-degrade --hr
   ../shared/data/Set5 --scale 2 --kind K --seed 0 --out /tmp/nl/Set5-K-x2` for each kind)
 """
 import glob, numpy as np
-from ikejax import spectral, degrade, image_io
+from ikejax.imaging import degrade, image_io, spectral
 sets = {"DIV2KRK": "../shared/data/DIV2KRK/lr_x2"}
 for k in ("median", "bilateral", "diffusion", "random"):
   sets[k] = f"/tmp/nl/Set5-{k}-x2/lr"

@@ -18,7 +18,7 @@ for s in $SCALES; do
     declare -A dirs=()
     for set in $SETS; do
       deg="$OUT/data/$set-$kind-x$s"
-      [ -d "$deg/lr" ] || python -m ikejax.degrade --hr "$DATA/$set" --scale "$s" --kind "$kind" \
+      [ -d "$deg/lr" ] || ikejax-degrade --hr "$DATA/$set" --scale "$s" --kind "$kind" \
         --seed "$SEED" --out "$deg" > /dev/null
       for m in kernelgan issr-dil; do
         python -m ikejax.main --method "$m" --images "$deg/lr" --gt "$deg/hr" --scale "$s" \

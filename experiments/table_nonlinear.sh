@@ -25,7 +25,7 @@ for s in $SCALES; do
     dirs=""
     for set in $SETS; do
       deg="$OUT/data/$set-$kind-x$s"
-      [ -d "$deg/lr" ] || python -m ikejax.degrade --hr "$DATA/$set" --scale "$s" --kind "$kind" \
+      [ -d "$deg/lr" ] || ikejax-degrade --hr "$DATA/$set" --scale "$s" --kind "$kind" \
         --seed "$SEED" --out "$deg" > /dev/null
       run="$OUT/runs/$set-$kind-x$s" lr="$deg/lr" left=1
       if [ -n "$RECORDS" ]; then

@@ -21,7 +21,7 @@ import glob
 import json
 import os
 
-from ikejax import folder
+from ikejax.runs import folder
 
 
 def load(run_dirs: str) -> dict[str, dict]:

@@ -4,10 +4,10 @@
   out = ikejax.super_resolve("lr.png", scale=2)          # or a [H, W, 3] uint8 array
   out.sr, out.kernel, out.llr, out.record
 
-Nothing is written to disk and no flag is registered. `method`: `"ike"` (the zero-shot
-flow, `preset` one of `ikejax.configs.PRESETS`, `default` unless given) or one of the
-zero-parameter filters `"bicubic"`, `"sharpen"` (`ikejax.filters`). KernelGAN and ISSR-DIL
-run through the command line (`--method`) for now.
+Nothing is written to disk and no flag is registered. Every method of the command line
+runs here through the same `Method` objects (`ikejax.runs.methods`): `"ike"` (the zero-shot
+flow, `preset` one of `ikejax.ike.configs.PRESETS`, `default` unless given), `"kernelgan"`,
+`"issr-dil"` and the zero-parameter filters `"bicubic"`, `"sharpen"`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ikejax import filters, image_io, spectral
+from ikejax.imaging import image_io, spectral
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 
@@ -30,9 +30,9 @@ class SuperResolution:
 
   Attributes:
     sr: `[s*H, s*W, 3]` pixels, the input's dtype (uint8 or uint16).
-    kernel: the degradation kernel the run used or learned (operator window,
-      `ikejax.kernel`), or None for the filters.
-    llr: `[H/s, W/s, 3]` pixels of the learned downscale X_LLR, or None.
+    kernel: the degradation kernel the run used, learned or (filters) assumed, in the
+      operator-window convention of `ikejax.imaging.kernels`.
+    llr: `[H/s, W/s, 3]` pixels of the learned downscale X_LLR (IKE), or None.
     record: config, validation, timings and kernel info (as a CLI run's JSON record).
   """
   sr: np.ndarray
@@ -58,7 +58,7 @@ def _load(image: ImageLike) -> image_io.LoadedImage:
 
 
 def estimate_kernel(image: ImageLike, scale: int = 2) -> tuple[np.ndarray, dict]:
-  """The closed-form blind kernel of an LR image (`ikejax.spectral.estimate_kernel`)."""
+  """The closed-form blind kernel of an LR image (`ikejax.imaging.spectral.estimate_kernel`)."""
   loaded = _load(image)
   pixels = loaded.pixels.astype(np.float64) * (255.0 / (2 ** loaded.bit_depth - 1))
   return spectral.estimate_kernel(pixels, scale)
@@ -67,53 +67,44 @@ def estimate_kernel(image: ImageLike, scale: int = 2) -> tuple[np.ndarray, dict]
 def super_resolve(image: ImageLike, scale: int = 2, method: str = "ike",
                   preset: Optional[str] = None, seed: int = 0, **overrides
                   ) -> SuperResolution:
-  """Super-resolves one LR image, zero-shot.
+  """Super-resolves one LR image, zero-shot, with any method of the tool.
 
   Args:
     image: a path or an `[H, W(, 3)]` uint8 / uint16 array.
     scale: 2, 3 or 4.
-    method: `"ike"`, `"bicubic"` or `"sharpen"`.
-    preset: IKE's config preset (default: `"default"`).
-    seed: IKE's PRNG seed.
-    **overrides: `IKEConfig` fields (e.g. `iters=200`).
+    method: a name of `ikejax.runs.methods.REGISTRY` (`"ike"`, `"kernelgan"`,
+      `"issr-dil"`, `"bicubic"`, `"sharpen"`).
+    preset: the method's config preset (default: its default, IKE's `"default"`).
+    seed: the PRNG seed.
+    **overrides: config fields (IKE: `IKEConfig`'s, e.g. `iters=200`; kernelgan: `iters`).
 
   Raises:
     ValueError: a bad method, preset, field, scale or image.
+    ikejax.loop.NonFiniteLossError: training diverged.
   """
+  from ikejax.loop import NonFiniteLossError
+  from ikejax.runs import job as job_lib
+  from ikejax.runs import methods
+  m = methods.get(method)
+  preset = preset or m.default_preset
+  try:
+    cfg = m.config(preset, scale, overrides)
+  except TypeError as e:
+    raise ValueError(str(e)) from None
+  cfg = cfg.validate() if hasattr(cfg, "validate") else cfg
   loaded = _load(image)
-  x01 = loaded.pixels.astype(np.float64) / (2 ** loaded.bit_depth - 1)
-  if method in filters.FILTERS:
-    if overrides or preset:
-      raise ValueError(f"method {method!r} has no settings")
-    sr = filters.FILTERS[method](x01, scale)
-    out = image_io.from_model_range(np.clip(sr, 0, 1) * 2 - 1, loaded.bit_depth)
-    return SuperResolution(sr=out, kernel=None, llr=None,
-                           record={"method": method, "scale": scale})
-  if method != "ike":
-    raise ValueError(f"unknown method {method!r}: the API runs 'ike', "
-                     f"{', '.join(repr(f) for f in filters.FILTERS)}")
-  import jax
-
-  from ikejax import configs, infer, kernel, train
-  cfg = configs.get_config(preset or "default", scale=scale, **overrides)
-  h, w = loaded.pixels.shape[:2]
-  cfg, warning = train.adapt_crop(cfg, h, w)
-  given = spectral.son_kernel(cfg, loaded.pixels, loaded.bit_depth)
-  x = image_io.to_model_range(loaded.pixels, loaded.bit_depth)
+  job = job_lib.Job(path=None, stem="image", outputs={}, loaded=loaded,
+                    x=image_io.to_model_range(loaded.pixels, loaded.bit_depth))
+  m.prepare(cfg, job)
   t0 = time.perf_counter()
-  res = train.fit(x, cfg, jax.random.key(seed), son_kernel=None if given is None else given[0])
-  sr = infer.super_resolve(res.state, x, cfg)
-  llr = infer.downscale(res.state, x, cfg)
-  if given is None:
-    k, k_info = kernel.ike_kernel(res.state.ema["flow"], cfg)
-  else:
-    k, k_info = given
-  record = {"method": "ike", "preset": preset or "default", "seed": seed, "scale": scale,
-            "config": dataclasses.asdict(cfg), "crop_warning": warning,
-            "validation": res.validation, "kernel": k_info,
-            "timings": {"compile_s": res.compile_seconds, "train_s": res.train_seconds,
-                        "total_s": time.perf_counter() - t0},
-            "final_losses": res.history[-1] if res.history else {}}
-  return SuperResolution(sr=image_io.from_model_range(sr, loaded.bit_depth),
-                         kernel=np.asarray(k), llr=image_io.from_model_range(llr, loaded.bit_depth),
-                         record=record)
+  out = m.fit([job], seed, job_lib.Context(single=True))[0]
+  if out.error is not None:
+    raise NonFiniteLossError(out.error)
+  record = {"method": m.name, "preset": preset, "seed": seed, "scale": scale,
+            "config": m.settings(job.cfg), **out.info, "kernel": out.kernel_info,
+            "timings": {**out.timings, "total_s": time.perf_counter() - t0},
+            "final_losses": out.history[-1] if out.history else {}}
+  llr = None if out.llr is None else image_io.from_model_range(out.llr, loaded.bit_depth)
+  return SuperResolution(sr=image_io.from_model_range(out.sr, loaded.bit_depth),
+                         kernel=None if out.kernel is None else np.asarray(out.kernel),
+                         llr=llr, record=record)

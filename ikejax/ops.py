@@ -18,16 +18,17 @@ third_party/README.md):
 from __future__ import annotations
 
 import functools
-import math
 from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ikejax.imaging import resize
+from ikejax.imaging.resize import RESIZE_KINDS, resize_matrix
+
 Array = Union[jax.Array, np.ndarray]
 
-RESIZE_KINDS = ("matlab", "torch")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
@@ -131,75 +132,6 @@ def haar_unsqueeze(y: Array, s: int) -> Array:
 # ------------------------------------------------------------------------------
 
 
-def _cubic(x: np.ndarray, a: float) -> np.ndarray:
-  """Keys' cubic convolution kernel with parameter `a`."""
-  ax = np.abs(x)
-  ax2, ax3 = ax * ax, ax * ax * ax
-  return np.where(
-      ax <= 1, (a + 2) * ax3 - (a + 3) * ax2 + 1,
-      np.where(ax < 2, a * ax3 - 5 * a * ax2 + 8 * a * ax - 4 * a, 0.0))
-
-
-def _matlab_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
-  """MATLAB `imresize` bicubic weights along one axis, `[n_out, n_in]`."""
-  antialias = scale < 1
-  width = 4.0 / scale if antialias else 4.0
-  kernel = (lambda t: scale * _cubic(scale * t, -0.5)) if antialias else (
-      lambda t: _cubic(t, -0.5))
-  out = np.arange(1, n_out + 1, dtype=np.float64)
-  centre = out / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinate.
-  left = np.floor(centre - width / 2)
-  taps = int(math.ceil(width)) + 2
-  idx = left[:, None] + np.arange(taps)[None, :]
-  weights = kernel(centre[:, None] - idx)
-  weights /= weights.sum(axis=1, keepdims=True)
-  # Mirror the borders (MATLAB's symmetric padding): 1..n, n..1, repeated.
-  mirror = np.concatenate([np.arange(n_in), np.arange(n_in)[::-1]])
-  idx = mirror[np.mod(idx.astype(np.int64) - 1, 2 * n_in)]
-  mat = np.zeros((n_out, n_in))
-  np.add.at(mat, (np.repeat(np.arange(n_out), taps), idx.ravel()), weights.ravel())
-  return mat
-
-
-def _torch_matrix(n_in: int, n_out: int) -> np.ndarray:
-  """`torch` bicubic, `align_corners=True`, weights `[n_out, n_in]`.
-
-  PyTorch samples input coordinate `o * (n_in - 1) / (n_out - 1)` with Keys
-  a = -0.75, no antialiasing, and clamps taps to the border.
-  """
-  step = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-  src = np.arange(n_out, dtype=np.float64) * step
-  base = np.floor(src)
-  t = src - base
-  offsets = np.arange(-1, 3)
-  weights = _cubic(t[:, None] - offsets[None, :], -0.75)
-  idx = np.clip(base[:, None].astype(np.int64) + offsets[None, :], 0, n_in - 1)
-  mat = np.zeros((n_out, n_in))
-  np.add.at(mat, (np.repeat(np.arange(n_out), 4), idx.ravel()), weights.ravel())
-  return mat
-
-
-def resize_out_size(n_in: int, scale: float, kind: str) -> int:
-  """Output length of `imresize` along one axis (MATLAB ceil, torch floor)."""
-  if kind == "matlab":
-    return int(math.ceil(n_in * scale - 1e-9))
-  if kind == "torch":
-    return int(math.floor(n_in * scale + 1e-9))
-  raise ValueError(f"unknown resize kind {kind!r}; expected one of {RESIZE_KINDS}")
-
-
-@functools.lru_cache(maxsize=64)
-def resize_matrix(n_in: int, scale: float, kind: str) -> np.ndarray:
-  """The `[n_out, n_in]` float64 matrix of a 1-D bicubic resize by `scale`."""
-  n_out = resize_out_size(n_in, scale, kind)
-  if kind == "matlab":
-    mat = _matlab_matrix(n_in, n_out, scale)
-  else:
-    mat = _torch_matrix(n_in, n_out)
-  mat.setflags(write=False)
-  return mat
-
-
 def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
   """Bicubic resize of one image by `scale` along both spatial axes.
 
@@ -217,14 +149,12 @@ def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
   Returns:
     The resized image.
   """
+  if isinstance(x, np.ndarray):
+    return resize.imresize(x, scale, kind)
   if kind not in RESIZE_KINDS:
     raise ValueError(f"unknown resize kind {kind!r}; expected one of {RESIZE_KINDS}")
   mh = resize_matrix(x.shape[0], float(scale), kind)
   mw = resize_matrix(x.shape[1], float(scale), kind)
-  if isinstance(x, np.ndarray):
-    x = x.astype(np.float64)
-    y = np.tensordot(mh, x, axes=(1, 0))
-    return np.moveaxis(np.tensordot(mw, y, axes=(1, 1)), 0, 1)
   mh = jnp.asarray(mh, x.dtype)
   mw = jnp.asarray(mw, x.dtype)
   hi = jax.lax.Precision.HIGHEST  # Keep float32 exact on TPU/GPU matmul units.
@@ -240,7 +170,7 @@ def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
 def correlate_subsample(x: jax.Array, kernel: jax.Array, s: int) -> jax.Array:
   """`[H, W, C] -> [ceil(H/s), ceil(W/s), C]`: every channel correlated with an odd
   `[k, k]` operator-window kernel (mirrored borders, `d c b a | a b c d`), then every
-  s-th pixel from 0: `y[i] = sum_u kernel[u] x[s*i + u - k//2]` (`ikejax.kernel`'s
+  s-th pixel from 0: `y[i] = sum_u kernel[u] x[s*i + u - k//2]` (`ikejax.imaging.kernels`'s
   convention, DIV2KRK's degradation)."""
   r = kernel.shape[0] // 2
   xp = jnp.pad(x, ((r, r), (r, r), (0, 0)), mode="symmetric")

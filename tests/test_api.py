@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ikejax
-from ikejax import image_io
+from ikejax.imaging import image_io
 
 
 def test_importing_ikejax_registers_no_flag_and_loads_no_jax():
@@ -33,7 +33,8 @@ def test_super_resolve_an_array_and_a_path(tmp_path):
   again = ikejax.super_resolve(str(path), scale=2, preset="tiny", iters=2)
   np.testing.assert_array_equal(again.sr, out.sr)  # same seed, same pixels
   sharp = ikejax.super_resolve(lr, scale=2, method="sharpen")
-  assert sharp.sr.shape == (96, 112, 3) and sharp.kernel is None
+  assert sharp.sr.shape == (96, 112, 3) and sharp.kernel.shape == (21, 21)  # bicubic, assumed
+  assert sharp.record["kernel"]["source"].startswith("assumed")
 
 
 def test_api_refuses_bad_input():

@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ikejax import batch, configs, patches, train
+from ikejax import patches
+from ikejax.ike import configs, train
+from ikejax.runs import batch
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(log_every=2)
 
@@ -90,7 +92,8 @@ def test_slots_are_a_multiple_of_the_devices_used():
 
 SCRIPT = textwrap.dedent("""
   import jax, numpy as np
-  from ikejax import batch, configs
+  from ikejax.ike import configs
+  from ikejax.runs import batch
   from tests.test_batch import IMAGES, CFG, _image, _rel_diff
   assert len(jax.devices()) == 4, jax.devices()
   images = IMAGES + [_image(44, 44, 2), _image(38, 46, 3)]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from ikejax import degrade, image_io, ops
+from ikejax import ops
+from ikejax.imaging import degrade, image_io
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "DIV2KRK")
 needs_data = pytest.mark.skipif(not os.path.isdir(DATA),
@@ -151,7 +152,7 @@ def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
   for name in ("a", "b"):
     Image.fromarray(rng.integers(0, 255, (33, 41, 3), dtype=np.uint8)).save(src / f"{name}.png")
   out = tmp_path / "deg"
-  r = subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(src), "--scale", "2",
+  r = subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(src), "--scale", "2",
                       "--kind", "div2krk", "--seed", "5", "--out", str(out)],
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
@@ -162,7 +163,7 @@ def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
   np.testing.assert_allclose(k, np.load(out / "kernels" / "b.npy"))
   params = json.loads((out / "params" / "b.json").read_text())
   assert params["seed"] == 6 and params["kind"] == "div2krk"
-  r = subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(tmp_path / "no.png"),
+  r = subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(tmp_path / "no.png"),
                       "--kind", "median", "--out", str(out)], capture_output=True, text=True)
   assert r.returncode == 2 and r.stderr.startswith("error: image file not found")
 
@@ -206,7 +207,7 @@ def test_score_kernels_reads_a_degraded_folder(tmp_path):
   src.mkdir()
   Image.fromarray(hr).save(src / "a.png")
   data, run = tmp_path / "deg", tmp_path / "run"
-  subprocess.run([sys.executable, "-m", "ikejax.degrade", "--hr", str(src), "--scale", "2",
+  subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(src), "--scale", "2",
                   "--kind", "taps", "--seed", "1", "--out", str(data)], check=True,
                  capture_output=True)
   truth = np.load(data / "kernels" / "a.npy")

@@ -6,7 +6,8 @@ import numpy as np
 import scipy.ndimage
 import scipy.signal
 
-from ikejax import degrade, dil
+from ikejax.baselines import dil
+from ikejax.imaging import degrade
 
 
 def test_linear_cnn_is_the_convolution_with_its_drk():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from ikejax.flow import (AdditiveCoupling, DenseSubnet, IKEFlow, TriChannelCoupling,
+from ikejax.ike.flow import (AdditiveCoupling, DenseSubnet, IKEFlow, TriChannelCoupling,
                          squeeze_factors)
 
 ATOL = 1e-5

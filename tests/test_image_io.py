@@ -1,4 +1,4 @@
-"""Tests for ikejax.image_io: reading, range maps, atomic writes, kernels, default job."""
+"""Tests for ikejax.imaging.image_io: reading, range maps, atomic writes, kernels, default job."""
 
 import io
 import json
@@ -11,8 +11,8 @@ from PIL import Image
 import pytest
 import scipy.io
 
-from ikejax import image_io
-from ikejax.image_io import ImageError
+from ikejax.imaging import image_io
+from ikejax.imaging.image_io import ImageError
 
 
 def _rgb(h=6, w=7, seed=0):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ikejax import degrade, image_io, kernel
-from ikejax import kernelgan as kg
+from ikejax.imaging import degrade, image_io, kernels
+from ikejax.baselines import kernelgan as kg
 
 
 def test_generator_kernel_is_the_generator():
@@ -20,7 +20,7 @@ def test_generator_kernel_is_the_generator():
   y = np.asarray(kg._from_colour_batch(gen.apply({"params": g}, kg._colour_batch(jnp.asarray(x)))))
   assert y.shape == (14, 16, 3)
   # G(x)[i] = sum_u k[u] x[2i + u]: the operator-window output shifted by 13 // 2 / 2 = 3.
-  want = kernel.apply_kernel(x, k, 2)[3:3 + 14, 3:3 + 16]
+  want = kernels.apply_kernel(x, k, 2)[3:3 + 14, 3:3 + 16]
   np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
   composed = np.asarray(kg.downscale(gen, g, jnp.asarray(x), 13, composed=True))
   np.testing.assert_allclose(composed, y, rtol=1e-4, atol=1e-6 * np.abs(want).max())

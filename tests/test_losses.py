@@ -3,7 +3,8 @@
 import jax.numpy as jnp
 import numpy as np
 
-from ikejax import losses, ops
+from ikejax import ops
+from ikejax.ike import losses
 
 
 def test_gan_loss_known_values():

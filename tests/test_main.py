@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ikejax import main as cli
+from ikejax.cli import main as cli
 
 
 def _run(*args, timeout=300):
@@ -51,8 +51,8 @@ def test_run_small_16bit_gray_image(tmp_path):
   px = (_smooth_image(24, 28)[..., 0].astype(np.uint16) * 257)
   path = tmp_path / "g16.png"
   Image.fromarray(px).save(path)
-  record = cli.run(str(path), str(tmp_path / "o"), "tiny", 0,
-                   overrides={"scale": 2, "iters": 2}, progress=False)
+  record = cli.run(str(path), str(tmp_path / "o"), "tiny", 0, scale=2,
+                   overrides={"iters": 2}, progress=False)
   assert "24 px" in record["crop_warning"]
   out = Image.open(tmp_path / "o" / "g16_x2.png")
   assert out.mode in ("I;16", "I") and out.size == (56, 48)

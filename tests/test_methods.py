@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ikejax import degrade, image_io, methods
+from ikejax.imaging import degrade, image_io
+from ikejax.runs import job
 
 
 def _run(*args, timeout=300):
@@ -87,18 +88,18 @@ def test_find_kernel_naming_rules(tmp_path):
   (tmp_path / "im_7.npy").write_bytes(b"")
   (tmp_path / "kernel_7.mat").write_bytes(b"")
   (tmp_path / "kernel_8.mat").write_bytes(b"")
-  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7.npy")
+  assert job.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7.npy")
   (tmp_path / "im_7_x2_kernel.npy").write_bytes(b"")  # an ikejax run's estimate comes first
-  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7_x2_kernel.npy")
-  assert methods.find_kernel(str(tmp_path), "lr/im_7.png", 4).endswith("im_7.npy")
-  assert methods.find_kernel(str(tmp_path), "im_8.png", 2).endswith("kernel_8.mat")  # DIV2KRK
+  assert job.find_kernel(str(tmp_path), "lr/im_7.png", 2).endswith("im_7_x2_kernel.npy")
+  assert job.find_kernel(str(tmp_path), "lr/im_7.png", 4).endswith("im_7.npy")
+  assert job.find_kernel(str(tmp_path), "im_8.png", 2).endswith("kernel_8.mat")  # DIV2KRK
   one = str(tmp_path / "kernel_8.mat")
-  assert methods.find_kernel(one, "anything.png", 2) == one
+  assert job.find_kernel(one, "anything.png", 2) == one
   with pytest.raises(ValueError, match="no kernel for im_9 .*kernel_9.mat"):
-    methods.find_kernel(str(tmp_path), "im_9.png", 2)
+    job.find_kernel(str(tmp_path), "im_9.png", 2)
   np.save(tmp_path / "neg.npy", -np.ones((5, 5)))
   with pytest.raises(ValueError, match="no positive taps"):
-    methods.given_kernel(str(tmp_path / "neg.npy"), "x.png", 2)
+    job.given_kernel(str(tmp_path / "neg.npy"), "x.png", 2)
 
 
 def test_issr_dil_on_given_kernels_folder_run(tmp_path):
@@ -121,5 +122,5 @@ def test_issr_dil_on_given_kernels_folder_run(tmp_path):
   # Writing into the kernels' own folder would overwrite the given kernel: refused per image.
   r = _run("--method", "issr-dil", "--config", "tiny", "--images", str(lr / "im_0.png"),
            "--kernel", str(kdir), "--out", str(kdir), "--noprogress")
-  assert r.returncode == 1 and "would overwrite the input" in r.stderr
+  assert r.returncode == 1 and "would overwrite an input file" in r.stderr
   np.testing.assert_array_equal(np.load(kdir / "im_0_x2_kernel.npy"), k)

@@ -1,4 +1,4 @@
-"""Tests for ikejax.metrics: Y conversion, PSNR/SSIM against scikit-image, and the CLI."""
+"""Tests for ikejax.imaging.metrics: Y conversion, PSNR/SSIM against scikit-image, and the CLI."""
 
 import math
 import os
@@ -10,7 +10,7 @@ from PIL import Image
 import pytest
 from skimage import metrics as skmetrics
 
-from ikejax import metrics
+from ikejax.imaging import metrics
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,7 +134,7 @@ def test_bad_scale():
 def _run_cli(*args):
   env = dict(os.environ)
   env['PYTHONPATH'] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get('PYTHONPATH')]))
-  return subprocess.run([sys.executable, '-m', 'ikejax.metrics', *args],
+  return subprocess.run([sys.executable, '-m', 'ikejax.cli.metrics', *args],
                         capture_output=True, text=True, env=env, timeout=60, check=False)
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from flax import linen as nn
 
-from ikejax import configs
-from ikejax.model import build_model, init_variables
-from ikejax.networks import PatchDiscriminator, ZUpscaler
+from ikejax.ike import configs
+from ikejax.ike.model import build_model, init_variables
+from ikejax.ike.networks import ZUpscaler
+from ikejax.nets import PatchDiscriminator
 
 
 def test_discriminator_map_shape_and_range():
@@ -64,7 +65,7 @@ def test_z_upscaler_init_schemes():
 
 
 def test_sample_batchnorm_is_flax_batchnorm_per_image():
-  from ikejax.networks import SampleBatchNorm
+  from ikejax.nets import SampleBatchNorm
   x = jax.random.normal(jax.random.key(2), (3, 9, 11, 5)) * 3 + 1
   ours = SampleBatchNorm()
   v = ours.init(jax.random.key(3), x)

@@ -11,6 +11,7 @@ import scipy.ndimage
 from hypothesis import given, settings, strategies as st
 
 from ikejax import ops
+from ikejax.imaging import resize
 
 FIXTURES = np.load(os.path.join(os.path.dirname(__file__), "fixtures", "resize_fixtures.npz"))
 
@@ -110,7 +111,7 @@ def test_matlab_resize_matches_reference_interior(sc):
 def test_matlab_resize_mirrors_borders_and_matches_kernelgan_k8():
   # Interior x0.5 weights are KernelGAN's 8-tap antialiased bicubic filter.
   k8 = [-0.01171875, -0.03515625, 0.11328125, 0.43359375]
-  m = ops.resize_matrix(32, 0.5, "matlab")
+  m = resize.resize_matrix(32, 0.5, "matlab")
   np.testing.assert_allclose(m[8, 13:21], k8 + k8[::-1], atol=1e-12)
   # Symmetric borders: a mirrored signal resizes to the mirrored result.
   x = np.random.RandomState(0).rand(16, 12)
@@ -118,7 +119,7 @@ def test_matlab_resize_mirrors_borders_and_matches_kernelgan_k8():
                              atol=1e-12)
   # Rows of every resize matrix sum to one (constants are preserved).
   for sc, kind in ((2.0, "matlab"), (1 / 3, "matlab"), (4.0, "torch"), (0.5, "torch")):
-    np.testing.assert_allclose(ops.resize_matrix(30, sc, kind).sum(1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(resize.resize_matrix(30, sc, kind).sum(1), 1.0, atol=1e-12)
 
 
 def test_resize_sizes_and_errors():

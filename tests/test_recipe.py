@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ikejax import configs, filters, kernel, patches, train
-from ikejax.model import build_model, init_variables
+from ikejax import patches
+from ikejax.ike import configs, kernel, train
+from ikejax.imaging import filters, kernels
+from ikejax.ike.model import build_model, init_variables
 
 # The son/father recipe on tiny nets (one compile for the step tests below).
 SELF_TINY = configs.get_config(
@@ -50,9 +52,9 @@ def test_filters_shapes_constants_and_kernel():
     for f in filters.FILTERS.values():
       assert f(lr, s).shape == (13 * s, 10 * s, 3)
       np.testing.assert_allclose(f(np.full((9, 8, 1), 0.3), s), 0.3, atol=1e-12)
-    k = filters.bicubic_kernel(s, kernel.DEFAULT_SIZE[s])
+    k = filters.bicubic_kernel(s, kernels.DEFAULT_SIZE[s])
     np.testing.assert_allclose(k.sum(), 1.0, atol=1e-12)
-    np.testing.assert_allclose(kernel.moments(k)["centre"],
+    np.testing.assert_allclose(kernels.moments(k)["centre"],
                                [k.shape[0] // 2 + (s - 1) / 2] * 2, atol=1e-9)
 
 
@@ -113,7 +115,7 @@ def test_correlate_subsample_is_the_kernel_operator():
   x, k = rng.rand(17, 14, 3), rng.rand(7, 7)
   from ikejax import ops
   got = ops.correlate_subsample(jnp.asarray(x, jnp.float32), jnp.asarray(k, jnp.float32), 2)
-  np.testing.assert_allclose(got, kernel.apply_kernel(x, k, 2), atol=1e-5)
+  np.testing.assert_allclose(got, kernels.apply_kernel(x, k, 2), atol=1e-5)
 
 
 def test_given_kernel_step_trains_u_alone():

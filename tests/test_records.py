@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ikejax import configs, folder
+from ikejax.ike import configs
+from ikejax.runs import folder
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(log_every=2)
 _HERE = os.path.dirname(__file__)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ikejax import degrade, kernel, spectral
+from ikejax.imaging import degrade, kernels, spectral
 
 
 def _power_law_image(n, seed):
@@ -28,7 +28,7 @@ def test_recovers_the_sigmas_of_a_known_gaussian(sigmas, angle):
   k, info = spectral.estimate_kernel(lr, 2)
   assert info["directions_fitted"] >= 10
   np.testing.assert_allclose(sorted(info["sigmas"]), sorted(sigmas), rtol=0.15)
-  assert kernel.compare_kernels(k, k_true, 2)["l1"] < 0.3
+  assert kernels.compare_kernels(k, k_true, 2)["l1"] < 0.3
 
 
 def test_covariance_fit_is_exact_on_a_quadratic_form():

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ikejax import configs, infer, patches, train
+from ikejax import loop, patches
+from ikejax.ike import configs, infer, train
 
 
 def test_paper_schedules():
@@ -63,11 +64,11 @@ def _poly(x, *, n):
 
 def test_run_once_is_jit_compiled_once_per_shape():
   x = jnp.linspace(-1.0, 1.0, 7)
-  hits = train._compile_run_once.cache_info().hits
-  np.testing.assert_allclose(train.run_once(_poly, x, n=3), 1 + x + x * x, rtol=1e-6)
-  np.testing.assert_allclose(train.run_once(_poly, 2 * x, n=3), 1 + 2 * x + 4 * x * x, rtol=1e-6)
-  assert train._compile_run_once.cache_info().hits == hits + 1
-  assert train.run_once(_poly, x[:3], n=2).shape == (3,)  # another shape: another program.
+  hits = loop._compile_run_once.cache_info().hits
+  np.testing.assert_allclose(loop.run_once(_poly, x, n=3), 1 + x + x * x, rtol=1e-6)
+  np.testing.assert_allclose(loop.run_once(_poly, 2 * x, n=3), 1 + 2 * x + 4 * x * x, rtol=1e-6)
+  assert loop._compile_run_once.cache_info().hits == hits + 1
+  assert loop.run_once(_poly, x[:3], n=2).shape == (3,)  # another shape: another program.
 
 
 def _tiny_inputs(scale=2, size=40, seed=0):
@@ -111,5 +112,5 @@ def test_non_finite_loss_names_the_iteration():
   cfg, img, _, _ = _tiny_inputs(scale=2, size=36)  # the fit test's shapes: no new compile.
   bad = np.asarray(img).copy()
   bad[:] = np.nan
-  with pytest.raises(train.NonFiniteLossError, match="iteration 1"):
+  with pytest.raises(loop.NonFiniteLossError, match="iteration 1"):
     train.fit(bad, cfg, jax.random.key(0))

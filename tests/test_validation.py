@@ -5,7 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ikejax import batch, configs, degrade, patches, train, validation
+from ikejax import patches
+from ikejax.ike import configs, train, validation
+from ikejax.imaging import degrade
+from ikejax.runs import batch
 from test_batch import _image  # the same smooth test pattern
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ikejax.configs import IKEConfig
-from ikejax.model import build_model
-from ikejax.train import IKEState
+from ikejax.ike.configs import IKEConfig
+from ikejax.ike.model import build_model
+from ikejax.ike.train import IKEState
 
 
 def _pad_to_multiple(x: jax.Array, s: int) -> jax.Array:

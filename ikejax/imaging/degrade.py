@@ -1,6 +1,6 @@
 """Degradations for evaluation: DIV2KRK-style random kernels and the paper's nonlinear set.
 
-  python -m ikejax.degrade --hr HR.png|HR_DIR --scale 2|3|4 --kind K --seed N --out DIR [--grid G]
+  ikejax-degrade --hr HR.png|HR_DIR --scale 2|3|4 --kind K --seed N --out DIR [--grid G]
 
 K is one of:
   * `div2krk`: DIV2KRK's recipe (KernelGAN's BSD100RK generator, reference.md Sec. 6): an
@@ -268,7 +268,7 @@ def write(result: Degraded, out_dir: str, stem: str, protect: Sequence[str] = ()
   """
   import scipy.io
 
-  from ikejax import image_io, visualize
+  from ikejax.imaging import image_io, pictures
   paths = {"lr": os.path.join(out_dir, "lr", stem + ".png"),
            "hr": os.path.join(out_dir, "hr", stem + ".png"),
            "params": os.path.join(out_dir, "params", stem + ".json")}
@@ -284,58 +284,7 @@ def write(result: Degraded, out_dir: str, stem: str, protect: Sequence[str] = ()
       np.save(f, result.kernel)
     with image_io.atomic_write(paths["kernel_mat"]) as f:
       scipy.io.savemat(f, {"Kernel": result.kernel})
-    image_io.save_image(paths["kernel_png"], visualize.kernel_image(result.kernel),
+    image_io.save_image(paths["kernel_png"], pictures.kernel_image(result.kernel),
                         protect=protect)
   image_io.write_json_atomic(paths["params"], {**result.params, "files": paths})
   return paths
-
-
-def _define_flags() -> None:
-  # Defined only when run as a program, as ikejax.metrics does.
-  from absl import flags
-  flags.DEFINE_string("hr", None, "HR image, or a folder of HR images.")
-  flags.DEFINE_integer("scale", 2, "subsampling factor: 2, 3 or 4.")
-  flags.DEFINE_enum("kind", None, list(KINDS), "degradation.")
-  flags.DEFINE_integer("seed", 0, "seed of the first image; image i of a folder uses seed + i.")
-  flags.DEFINE_string("out", None, "output folder (lr/, hr/, params/, kernels/).")
-  flags.DEFINE_enum("grid", "corner", list(GRIDS),
-                    "where median, bilateral and diffusion subsample: corner = [::s], centre "
-                    "= HR position s*i + (s-1)/2, bilinear (cv2 INTER_LINEAR).")
-  flags.mark_flags_as_required(["hr", "kind", "out"])
-
-
-def main(argv: Sequence[str]) -> int:
-  """Degrades `--hr` (a file or every image of a folder) into `--out`."""
-  from absl import flags
-
-  from ikejax import image_io
-  from ikejax.folder import list_images
-  from ikejax.metrics import fail
-  if len(argv) > 1:
-    fail(f"unexpected arguments: {' '.join(argv[1:])}")
-  fl = flags.FLAGS
-  try:
-    paths = list_images(fl.hr) if os.path.isdir(fl.hr) else [fl.hr]
-    for i, path in enumerate(paths):
-      stem = os.path.splitext(os.path.basename(path))[0]
-      result = degrade(image_io.read_image(path).pixels, fl.scale, fl.kind, fl.seed + i,
-                       fl.grid)
-      result.params["hr_file"] = path
-      written = write(result, fl.out, stem, protect=paths)
-      print(f"wrote {written['lr']} {result.lr.shape[1]}x{result.lr.shape[0]}")
-  except (ValueError, OSError) as e:  # ImageError and FolderError are ValueErrors.
-    fail(str(e))
-  return 0
-
-
-def run() -> None:
-  """Entry point of `python -m ikejax.degrade`."""
-  from absl import app
-
-  from ikejax.metrics import parse_flags  # one-line flag errors, exit 2
-  _define_flags()
-  app.run(main, flags_parser=parse_flags)
-
-
-if __name__ == "__main__":
-  run()

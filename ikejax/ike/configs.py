@@ -72,7 +72,7 @@ class IKEConfig:
   decode_trains_flow: bool = True   # the decode phase steps the flow too (paper); else U only.
   augment: bool = False             # random flips / 90-degree turns of the father crop.
   son_source: str = "flow"          # sons by the learned 'flow' or a 'spectral' kernel estimate
-                                    # (ikejax.spectral); `--kernel` gives a known one instead.
+                                    # (ikejax.imaging.spectral); `--kernel` gives a known one instead.
   lambda_bicubic: float = 5.0       # warm-up constraint weight, /100 every `warmup_every`.
   warmup_every: float = 200 / 3000  # fraction of iters (official: every 200 of 3000).
   lambda_bicubic_min: float = 5e-6
@@ -80,7 +80,7 @@ class IKEConfig:
   # --- noise added to discriminator inputs (official, [-1, 1] units)
   d_fake_noise: float = 1 / 255     # randn/255 on the fake X_LLR.
   d_real_noise: float = 2 / 255     # randn/255 in [0, 1] units on real LR crops.
-  # --- internal validation (beyond the paper, ikejax.validation)
+  # --- internal validation (beyond the paper, ikejax.ike.validation)
   val_crops: int = 3                # held-out father crops (0: no validation).
   val_crop: int = 64                # their side (rounded down to the scale, at most crop).
   val_every: int = 50               # iterations between validations (a multiple of log_every).
@@ -178,7 +178,7 @@ TINY = IKEConfig(iters=4, crop=32, blocks_per_level=1, growth=4, u_width=8, u_de
                  d_width=8, log_every=2, val_crops=0)
 
 # The same decoder on sons made by a kernel: the closed-form spectral estimate
-# (ikejax.spectral), or a known one (`--kernel`). The flow stays at its Haar
+# (ikejax.imaging.spectral), or a known one (`--kernel`). The flow stays at its Haar
 # initialisation (the kernel is given, nothing is left for the encode phase), U alone is
 # trained with Adam 1e-3, beta1 0.9, no decay, no EMA (experiments/decoder_bound.py).
 # 800 iterations: 1600 (with or without an lr decay at 3/4) scored lower on DIV2KRK 13 with
@@ -187,7 +187,7 @@ TINY = IKEConfig(iters=4, crop=32, blocks_per_level=1, growth=4, u_width=8, u_de
 # lr warm-up over the first 10%: without it U stayed near the filter's output for all 800
 # iterations in some runs (DIV2KRK 27 seed 1: 33.87 -> 36.92 dB with it; 13 seed 0 with
 # the true kernel: 32.26 -> 35.10).
-# Validation (ikejax.validation): 3 held-out 64 px crops; the best validated iteration is kept,
+# Validation (ikejax.ike.validation): 3 held-out 64 px crops; the best validated iteration is kept,
 # and a run that gained under 1 dB on them is run again once (healthy runs gain 3.4-9.3 dB:
 # DIV2KRK x2, 8 images, seed 0).
 DEFAULT = SELFSUP.replace(iters=800, lr=1e-3, b1=0.9, lr_decay_every=1.0, lr_warmup=0.1,

@@ -5,26 +5,16 @@ on the 8-bit scale, after shaving `scale` pixels from every border; SSIM is
 Wang et al.'s with an 11x11 Gaussian window (sigma 1.5) and 'valid' filtering,
 as in the reference MATLAB `ssim_index`.
 
-Also a command-line tool:
-
-  python -m ikejax.metrics --sr SR.png --hr HR.png --scale 2
-
-prints `PSNR_Y <dB> dB  SSIM_Y <ssim>` and exits 0; on bad input it prints a
-one-line `error: ...` to stderr and exits 2.
+The command line tool is `ikejax-metrics` (`ikejax.cli.metrics`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from typing import Sequence
 
-from absl import app
-from absl import flags
 import numpy as np
 import scipy.ndimage
 
-from ikejax import image_io
 
 # MATLAB rgb2ycbcr luma row, for R, G, B in [0, 255].
 _Y_COEFFS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
@@ -303,55 +293,3 @@ def mean_rgb_error(sr: np.ndarray, hr: np.ndarray, scale: int) -> list[float]:
   hr = match_size(sr, hr, scale)
   d = shave(sr.astype(np.float64), scale) - shave(hr.astype(np.float64), scale)
   return [float(v) for v in d.reshape(-1, d.shape[-1]).mean(axis=0)]
-
-
-def _define_flags() -> None:
-  # Defined only when run as a program, so importing this module as a library
-  # never adds (or clashes with) flags in another tool's global FLAGS.
-  flags.DEFINE_string('sr', None, 'Super-resolved image file.')
-  flags.DEFINE_string('hr', None, 'Ground-truth high-resolution image file.')
-  flags.DEFINE_integer('scale', None, 'Super-resolution factor (also the shave width).',
-                       lower_bound=1)
-  flags.mark_flags_as_required(['sr', 'hr', 'scale'])
-
-
-def fail(message: str) -> None:
-  """Prints `error: message` on one line and exits 2 (the CLIs' bad-input contract)."""
-  # absl and Pillow messages can span lines; the contract is a single line.
-  print('error: ' + ' '.join(message.split()), file=sys.stderr)
-  sys.exit(2)
-
-
-def parse_flags(argv: Sequence[str]) -> list[str]:
-  """Parses flags, turning absl's multi-line usage errors into `error: ...`."""
-  try:
-    return flags.FLAGS(list(argv))
-  except flags.Error as e:
-    fail(str(e))
-    raise  # Unreachable; keeps type checkers happy.
-
-
-def main(argv: Sequence[str]) -> int:
-  """Evaluates `--sr` against `--hr`; returns the process exit status."""
-  if len(argv) > 1:
-    fail(f'unexpected arguments: {" ".join(argv[1:])}')
-  fl = flags.FLAGS
-  try:
-    # 16-bit images are measured on the 8-bit scale (rgb_to_y divides by 257).
-    sr = image_io.read_image(fl.sr).pixels
-    hr = image_io.read_image(fl.hr).pixels
-    result = evaluate(sr, hr, fl.scale)
-  except ValueError as e:  # ImageError is a ValueError.
-    fail(str(e))
-  print(f'PSNR_Y {result["psnr_y"]:.4f} dB  SSIM_Y {result["ssim_y"]:.4f}')
-  return 0
-
-
-def run() -> None:
-  """Entry point of `python -m ikejax.metrics`."""
-  _define_flags()
-  app.run(main, flags_parser=parse_flags)
-
-
-if __name__ == '__main__':
-  run()

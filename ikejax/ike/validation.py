@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ikejax import ops
-from ikejax.configs import IKEConfig
-from ikejax.model import IKEModel
+from ikejax.ike.configs import IKEConfig
+from ikejax.ike.model import IKEModel
 
 
 class ValidationSet(NamedTuple):

@@ -17,20 +17,22 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ikejax import image_io, infer, kernel, metrics, ops, visualize
-from ikejax.configs import IKEConfig
+from ikejax import ops
+from ikejax.ike import infer, kernel
+from ikejax.imaging import image_io, kernels, metrics, pictures
+from ikejax.ike.configs import IKEConfig
 
 LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "rec", "kernel", "d_lr", "d_hr")
 
 
 def output_paths(out_dir: str, stem: str, scale: int) -> dict[str, str]:
   """The files of one job: `<stem>_x<s>.png`, `_llr.png`, `_compare.png`, `_losses.png`,
-  `_kernel.{npy,mat,png}` (the learned blur kernel, `ikejax.kernel`) and `.json`."""
+  `_kernel.{npy,mat,png}` (the learned blur kernel, `ikejax.imaging.kernels`) and `.json`."""
   base = os.path.join(out_dir, f"{stem}_x{scale}")
   paths = {k: base + suffix for k, suffix in
            (("sr", ".png"), ("llr", "_llr.png"), ("compare", "_compare.png"),
             ("losses", "_losses.png"))}
-  paths.update({f"kernel_{ext}": p for ext, p in kernel.kernel_paths(base).items()})
+  paths.update({f"kernel_{ext}": p for ext, p in kernels.kernel_paths(base).items()})
   paths["record"] = base + ".json"
   return paths
 
@@ -183,12 +185,12 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
     panels["HR"] = to8(hr_c)
     scores = {"ikejax": metrics.evaluate(to8(sr_px), to8(hr_c), s),
               "bicubic": metrics.evaluate(to8(bic_px), to8(hr_c), s)}
-  image_io.save_image(outputs["compare"], visualize.side_by_side(panels), protect=protect)
-  image_io.save_image(outputs["losses"], visualize.loss_curves(history, loss_keys),
+  image_io.save_image(outputs["compare"], pictures.side_by_side(panels), protect=protect)
+  image_io.save_image(outputs["losses"], pictures.loss_curves(history, loss_keys),
                       protect=protect)
-  kernel.save_kernel({e: outputs[f"kernel_{e}"] for e in ("npy", "mat", "png")}, est_kernel,
+  kernels.save_kernel({e: outputs[f"kernel_{e}"] for e in ("npy", "mat", "png")}, est_kernel,
                      protect=protect)
-  k_info = {**kernel_info, **kernel.moments(est_kernel)}
+  k_info = {**kernel_info, **kernels.moments(est_kernel)}
 
   if t_start is not None:
     timings["total_s"] = time.perf_counter() - t_start

@@ -1,11 +1,7 @@
-"""Blur kernels: IKE's learned kernel, kernel scores against ground truth, kernel files.
+"""Blur kernels on the host (NumPy): their convention, scores against ground truth, files.
 
-IKE never outputs a kernel, yet with linear subnets its learned downscaler
-`X_LR -> X_LLR` is an affine, s-periodic map applied to every colour channel
-alike (bicubic resizes, additive couplings, space-to-depth). Such a map *is*
-a blur followed by `[::s]` subsampling, so its kernel is read off exactly as
-the gradient of one output pixel with respect to the input (one backward
-pass; `ike_kernel`).
+IKE's own kernel (the impulse response of its learned downscaler) is read off the flow
+in `ikejax.ike.kernel`; every method's kernel is written and scored with this module.
 
 Kernel convention ("operator window"): `k` with `y[i] = sum_u k[u] x[s*i + u - k//2]`,
 i.e. `scipy.ndimage.correlate(x, k)[::s, ::s]` (`apply_kernel`). A blur of
@@ -17,72 +13,18 @@ ground truth is compared after that shift (`compare_kernels`).
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.io
 import scipy.ndimage
 
-from ikejax import degrade, image_io, visualize
-from ikejax.configs import IKEConfig
-from ikejax.model import build_model, probe_side
+from ikejax.imaging import degrade, image_io, pictures
 
 # Saved kernel sides: wider than DIV2KRK's 11 (x2) and 31 (x4) so that a wide learned
 # blur is not cut off (`mass_inside` in the record says how much the window holds).
 DEFAULT_SIZE = {2: 21, 3: 31, 4: 41}
-
-
-@functools.partial(jax.jit, static_argnames=("cfg", "side"))
-def _impulse_response(flow_params, *, cfg: IKEConfig, side: int) -> jax.Array:
-  model = build_model(cfg)
-  centre = side // cfg.scale // 2
-
-  def centre_pixel(x):
-    llr, _ = model.encode(flow_params, x)
-    return llr[centre, centre, 0]
-
-  return jax.grad(centre_pixel)(jnp.zeros((side, side, 3), jnp.float32))
-
-
-def impulse_response(flow_params, cfg: IKEConfig,
-                     side: Optional[int] = None) -> tuple[np.ndarray, tuple[int, int]]:
-  """d X_LLR[c, c, 0] / d X_LR on a zero image: the downscaler's full kernel.
-
-  Returns:
-    (`[side, side]` float64 weights of the red channel, the input pixel
-    `(s*c, s*c)` that the output pixel `(c, c)` is aligned with). The other
-    colour channels' weights are zero (checked): colours never mix.
-  """
-  side = side or probe_side(cfg)
-  g = np.asarray(_impulse_response(flow_params, cfg=cfg, side=side), np.float64)
-  if np.abs(g[..., 1:]).max() > 1e-6 * max(np.abs(g[..., 0]).max(), 1e-30):
-    raise ValueError("the downscaler mixes colour channels; it has no single blur kernel")
-  origin = cfg.scale * (side // cfg.scale // 2)
-  return g[..., 0], (origin, origin)
-
-
-def ike_kernel(flow_params, cfg: IKEConfig, size: Optional[int] = None) -> tuple[np.ndarray, dict]:
-  """IKE's learned x`s` blur kernel, `[size, size]` in the operator-window convention.
-
-  Exact for linear subnets (the downscaler is affine); with nonlinear subnets
-  it is the linearisation at a flat image, and `info['linear']` says so.
-
-  Returns:
-    (kernel, info): `info` holds `mass_inside` (the window's share of the
-    full response's absolute mass; below ~0.99 the window is too small),
-    `sum` (1 up to float error with the bicubic residual) and `linear`.
-  """
-  size = size or DEFAULT_SIZE[cfg.scale]
-  full, (oy, ox) = impulse_response(flow_params, cfg)
-  h = size // 2
-  k = full[oy - h:oy - h + size, ox - h:ox - h + size]
-  info = {"mass_inside": float(np.abs(k).sum() / np.abs(full).sum()),
-          "sum": float(k.sum()), "linear": bool(cfg.linear_subnets), "size": size}
-  return k, info
 
 
 def apply_kernel(img: np.ndarray, kernel: np.ndarray, scale: int) -> np.ndarray:
@@ -204,4 +146,4 @@ def save_kernel(paths: dict[str, str], kernel: np.ndarray, protect: Sequence[str
     np.save(f, kernel)
   with image_io.atomic_write(paths["mat"]) as f:
     scipy.io.savemat(f, {"Kernel": kernel})
-  image_io.save_image(paths["png"], visualize.kernel_image(kernel), protect=protect)
+  image_io.save_image(paths["png"], pictures.kernel_image(kernel), protect=protect)

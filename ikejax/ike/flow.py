@@ -23,11 +23,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from ikejax import ops
-
-
-def xavier_normal(gain: float) -> nn.initializers.Initializer:
-  """PyTorch's `xavier_normal_(gain)`: N(0, gain^2 * 2 / (fan_in + fan_out))."""
-  return nn.initializers.variance_scaling(gain * gain, "fan_avg", "normal")
+from ikejax.nets import xavier_normal
 
 
 def squeeze_factors(scale: int) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 
-from ikejax import metrics
+from ikejax.imaging import metrics
 
 
 def power_spectrum(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,7 +102,7 @@ def gaussian_from_covariance(cov: np.ndarray, size: int, offset: float = 0.0) ->
   return k / k.sum()
 
 
-# Kernel sides written per scale (as `ikejax.kernel.DEFAULT_SIZE`: DIV2KRK's are 11 and 31).
+# Kernel sides written per scale (as `ikejax.imaging.kernels.DEFAULT_SIZE`: DIV2KRK's are 11 and 31).
 SIZES = {2: 21, 3: 31, 4: 41}
 
 
@@ -110,7 +110,7 @@ def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
                     directions: int = 12) -> tuple[np.ndarray, dict]:
   """The blind Gaussian kernel of an LR image (8-bit scale), `[size, size]`, odd size.
 
-  In the operator-window convention of `ikejax.kernel` (centred on `size // 2 +
+  In the operator-window convention of `ikejax.imaging.kernels` (centred on `size // 2 +
   (s - 1) / 2`, the LR pixel's centre), as the kernels ikejax runs write.
 
   Returns:
@@ -139,7 +139,7 @@ def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
   cov = fit_covariance(fits)
   sig = np.sqrt(np.linalg.eigvalsh(cov))
   return gaussian_from_covariance(cov, size, (scale - 1) / 2), {
-      "source": "spectral (ikejax.spectral)", "covariance": cov.tolist(),
+      "source": "spectral (ikejax.imaging.spectral)", "covariance": cov.tolist(),
       "sigmas": sig.tolist(), "directions_fitted": len(fits)}
 
 
@@ -152,7 +152,7 @@ def son_kernel(cfg, pixels: np.ndarray, bit_depth: int) -> tuple[np.ndarray, dic
   """
   if cfg.lambda_rec <= 0 or cfg.son_source != "spectral":
     return None
-  from ikejax import filters
+  from ikejax.imaging import filters
   try:
     return estimate_kernel(np.asarray(pixels, np.float64) * (255.0 / (2 ** bit_depth - 1)),
                            cfg.scale)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import time
 from typing import Optional
 
 import jax
@@ -44,7 +43,8 @@ import optax
 import scipy.ndimage
 from flax import linen as nn
 
-from ikejax import degrade, ops
+from ikejax import loop, ops
+from ikejax.imaging import degrade
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,11 +181,12 @@ def _step_fn(cfg: DILConfig, steps_per_epoch: int):
   tx = optax.adam(sched, b1=cfg.b1, b2=cfg.b2)
 
   @jax.jit
-  def step(params, opt, k, p, ok):
+  def step(state, k, p, ok):
+    params, opt = state
     (_, m), g = jax.value_and_grad(
         functools.partial(dil_loss, net=net, cfg=cfg), has_aux=True)(params, k, p, ok)
     updates, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, updates), opt, m
+    return (optax.apply_updates(params, updates), opt), m
 
   return net, tx, step
 
@@ -222,22 +223,23 @@ def fit(key: jax.Array, cfg: DILConfig, *, lr01: Optional[np.ndarray] = None,
   net, tx, step = _step_fn(cfg, steps_per_epoch)
   params = net.init(k_init, jnp.zeros((1, cfg.kernel_size, cfg.kernel_size, 1)))["params"]
   opt = tx.init(params)
-  history = []
-  t0 = time.perf_counter()
-  for epoch in range(cfg.epochs):
-    order = rng.permutation(n)
-    for b in range(steps_per_epoch):
-      j = order[b * batch:(b + 1) * batch]
-      params, opt, m = step(params, opt, kernels[j], pinvs[j], ok[j])
-    host = {k: float(v) for k, v in jax.device_get(m).items()}
-    if not all(np.isfinite(v) for v in host.values()):
-      from ikejax.train import NonFiniteLossError
-      raise NonFiniteLossError(f"a DIL loss became NaN or inf in epoch {epoch + 1}")
-    host.update(iteration=(epoch + 1) * steps_per_epoch, seconds=time.perf_counter() - t0)
-    history.append(host)
+  order = None
+
+  def batch_at(it):
+    # A new order of the kernels at each epoch's first step (iterations come in order).
+    nonlocal order
+    if it % steps_per_epoch == 0:
+      order = rng.permutation(n)
+    j = order[(it % steps_per_epoch) * batch:(it % steps_per_epoch + 1) * batch]
+    return kernels[j], pinvs[j], ok[j]
+
+  res = loop.fit_loop(step, (params, opt), batch_at, iters=cfg.epochs * steps_per_epoch,
+                      log_every=steps_per_epoch)
+  params = res.state[0]
   drk = np.asarray(restoration_kernel(net, params), np.float64)
   return DILResult(params=params, drk=drk, kernels=kernels, pinv_used=int(ok.sum()),
-                   history=history, train_seconds=time.perf_counter() - t0)
+                   history=res.histories[0],
+                   train_seconds=res.compile_seconds + res.train_seconds)
 
 
 @functools.partial(jax.jit, static_argnames=("net",))
@@ -262,7 +264,7 @@ def super_resolve(result: DILResult, lr01: np.ndarray, scale: int, cfg: DILConfi
 def stats_kernel(lr01: np.ndarray, scale: int, cfg: DILConfig) -> np.ndarray:
   """ISSR-DIL's kernel estimate as one kernel, for scoring: the isotropic Gaussian of
   Eq. (5) at the centre of the delta range, in the operator-window convention of
-  `ikejax.kernel` (shifted onto the x`scale` grid; 11x11 as the paper's)."""
+  `ikejax.imaging.kernels` (shifted onto the x`scale` grid; 11x11 as the paper's)."""
   s = sigma_from_stats(image_sigma(lr01), float(np.mean(cfg.delta_range)))
   k = degrade.gaussian_kernel(cfg.kernel_size, (s * s, s * s), 0.0)
   k = degrade.kernel_shift(np.pad(k, 2), scale)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -36,9 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ikejax import patches, train, validation
-from ikejax.configs import IKEConfig
-from ikejax.model import build_model
+from ikejax import loop, patches
+from ikejax.ike import train, validation
+from ikejax.ike.configs import IKEConfig
+from ikejax.ike.model import build_model
 
 AXIS = "images"
 
@@ -126,13 +126,6 @@ def make_batched_validate(cfg: IKEConfig, mesh: Mesh) -> Callable:
   fn = functools.partial(validation.reconstruction_psnr, cfg=cfg, model=build_model(cfg))
   spec = P(AXIS)
   return jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec))
-
-
-@jax.jit
-def _select(pick: jax.Array, new, old):
-  """Per image, `new` where `pick` else `old` (leading axis B)."""
-  return jax.tree_util.tree_map(
-      lambda n, o: jnp.where(pick.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
 def init_states(keys: jax.Array, *, cfg: IKEConfig) -> train.IKEState:
@@ -268,70 +261,28 @@ def _fit_batch_once(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence
   sharding = NamedSharding(mesh, P(AXIS))
   inputs = prepare(images, cfg, keys, slots, pad_to, son_kernels)
   if state is None:
-    state = train.run_once(init_states, inputs.init_keys, cfg=cfg)
+    state = loop.run_once(init_states, inputs.init_keys, cfg=cfg)
   state = jax.device_put(state, sharding)
   args = jax.device_put((inputs.images, inputs.p_g, inputs.p_d, inputs.step_keys,
                          inputs.active, inputs.son_kernels), sharding)
-  step_fn = make_batched_step(train.step_config(cfg), mesh)
-
-  t0 = time.perf_counter()
-  compiled = step_fn.lower(state, *args).compile()
-  compile_seconds = time.perf_counter() - t0
-  if on_compiled is not None:
-    on_compiled(compile_seconds)
-
-  histories = [list(h) for h in histories] if histories else [[] for _ in range(n)]
-  validate = best = vals = None
+  step_cfg = train.step_config(cfg)
+  val = None
   if inputs.vsets is not None:
     validate = make_batched_validate(cfg, mesh)
     v_args = jax.device_put((inputs.vsets, inputs.son_kernels), sharding)
-    db = np.asarray(jax.device_get(validate(state.ema, *v_args)))
-    step0 = int(jax.device_get(state.step)[0])
-    held = np.asarray(jax.device_get(inputs.vsets.held_out))
-    vals = [{"curve": [[step0, float(db[i])]], "initial_db": float(db[i]),
-             "best_db": float(db[i]), "best_iteration": step0, "held_out": bool(held[i])}
-            for i in range(n)]
-    best_db = db.copy()
-    best = jax.tree_util.tree_map(jnp.copy, state.ema)
-  t0 = time.perf_counter()
+    val = loop.Validation(
+        measure=lambda params: validate(params, *v_args), every=cfg.val_every,
+        held_out=[bool(h) for h in jax.device_get(inputs.vsets.held_out)],
+        keep_best=cfg.keep_best)
   start = int(jax.device_get(state.step)[0])
-  for it in range(start, cfg.iters):
-    state, metrics = compiled(state, *args)
-    done = it + 1
-    if validate is not None and (done % cfg.val_every == 0 or done == cfg.iters):
-      db = np.asarray(jax.device_get(validate(state.ema, *v_args)))
-      better = db > best_db
-      best = _select(jnp.asarray(better), state.ema, best)
-      best_db = np.where(better, db, best_db)
-      for i in range(n):
-        vals[i]["curve"].append([done, float(db[i])])
-        if better[i]:
-          vals[i].update(best_db=float(db[i]), best_iteration=done)
-    if done % cfg.log_every == 0 or done == cfg.iters:
-      host, bad = jax.device_get((metrics, state.bad_step))
-      per_image = []
-      for i in range(n):
-        m = {k: float(v[i]) for k, v in host.items()}
-        m.update(iteration=done, seconds=time.perf_counter() - t0)
-        if vals is not None and vals[i]["curve"][-1][0] == done:
-          m["val_psnr"] = vals[i]["curve"][-1][1]
-        histories[i].append(m)
-        per_image.append(m)
-      if on_log is not None:
-        on_log(done, per_image, [int(b) for b in bad[:n]])
-    if checkpoint_every and done % checkpoint_every == 0 and done < cfg.iters and on_checkpoint:
-      on_checkpoint(done, state, histories)
-  if vals is not None:
-    for v in vals:
-      v["kept"] = "best" if cfg.keep_best else "last"
-    if cfg.keep_best:
-      state = state.replace(ema=best)
-  jax.block_until_ready(state)
-  bad = [int(b) for b in jax.device_get(state.bad_step)[:n]]
-  return BatchResult(state=state, histories=histories, bad_steps=bad,
-                     iterations=max(0, cfg.iters - start),
-                     compile_seconds=compile_seconds, train_seconds=time.perf_counter() - t0,
-                     validations=vals)
+  res = loop.fit_loop(
+      make_batched_step(step_cfg, mesh), state, args, iters=cfg.iters,
+      log_every=cfg.log_every, start=start, jobs=n, compile_key=("batch", step_cfg, mesh),
+      bad_steps=lambda st: st.bad_step, validation=val, histories=histories, on_log=on_log,
+      on_compiled=on_compiled, checkpoint_every=checkpoint_every, on_checkpoint=on_checkpoint)
+  return BatchResult(state=res.state, histories=res.histories, bad_steps=res.bad_steps,
+                     iterations=res.iterations, compile_seconds=res.compile_seconds,
+                     train_seconds=res.train_seconds, validations=res.validations)
 
 
 def fit_batch(images: Sequence[np.ndarray], cfg: IKEConfig, keys: Sequence[jax.Array], *,

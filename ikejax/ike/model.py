@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from ikejax import ops
-from ikejax.flow import IKEFlow, squeeze_factors
-from ikejax.networks import PatchDiscriminator, ZUpscaler
+from ikejax.ike.flow import IKEFlow, squeeze_factors
+from ikejax.ike.networks import ZUpscaler
+from ikejax.nets import PatchDiscriminator
 
 
 def _to_colour_batch(x: jax.Array) -> jax.Array:
@@ -75,7 +76,7 @@ class IKEModel:
 
     `c = side / s // 2`; returns the `[side, side]` map of colour 0 (colours never
     mix), aligned with input pixel `(s*c, s*c)`: the blur kernel when the subnets
-    are linear (`ikejax.kernel`). Differentiable in `flow_params`.
+    are linear (`ikejax.imaging.kernels`). Differentiable in `flow_params`.
     """
     centre = side // self.scale // 2
 
@@ -134,7 +135,7 @@ class IKEModel:
 
 def probe_side(cfg) -> int:
   """Side of the zero image whose centre LLR pixel's receptive field stays inside it
-  (`downscale_kernel`, `ikejax.kernel`).
+  (`downscale_kernel`, `ikejax.imaging.kernels`).
 
   Each coupling applies up to three subnets (11x11 on its level's grid, a
   5 px radius there), so the flow reaches `sum_levels 3 * 5 * K * f` input
@@ -149,7 +150,7 @@ def probe_side(cfg) -> int:
 
 
 def build_model(cfg) -> IKEModel:
-  """Builds the static model of a config (`ikejax.configs.IKEConfig`)."""
+  """Builds the static model of a config (`ikejax.ike.configs.IKEConfig`)."""
   return IKEModel(
       flow=IKEFlow(scale=cfg.scale, blocks_per_level=cfg.blocks_per_level,
                    coupling=cfg.coupling, growth=cfg.growth, linear=cfg.linear_subnets,

@@ -5,7 +5,7 @@ third_party/README.md):
   * G: linear convs [7, 5, 3, 1, 1, 1] x 64 channels, no bias, valid padding,
     the last 1x1 with stride 2; colours are a batch of three gray images.
     Its kernel (`generator_kernel`) is G's impulse response, 13x13.
-  * D: the patch discriminator IKE also uses (`networks.PatchDiscriminator`),
+  * D: the patch discriminator IKE also uses (`ikejax.nets.PatchDiscriminator`),
     on real LR crops of G's output size (26 for 64 crops), L1 GAN loss.
   * Kernel constraints: sum-to-one 0.5, bicubic 5 (decays), boundaries 0.5,
     centralised 0 -> 1, sparsity 0 -> 5; the learner's schedule: lr / 10
@@ -19,7 +19,7 @@ third_party/README.md):
     (`degrade.kernel_shift` after padding, as KernelGAN's `kernel_shift`:
     17x17); x4 is the analytic kernel of the x2 one (cropped as KernelGAN).
 
-Kernels are in the operator-window convention of `ikejax.kernel`.
+Kernels are in the operator-window convention of `ikejax.imaging.kernels`.
 Deviation (switch `bicubic_kind='reference'`): the official bicubic
 constraint sums the correlations of all three colour channels into each
 output channel (its `k.expand(C, C, ...)`), so its target is ~3x the image;
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any, Callable, Optional
 
 import jax
@@ -43,9 +42,10 @@ import optax
 from flax import linen as nn
 from flax import struct
 
-from ikejax import degrade, losses, ops, patches
-from ikejax.flow import xavier_normal
-from ikejax.networks import PatchDiscriminator
+from ikejax import loop, ops, patches
+from ikejax.ike import losses
+from ikejax.imaging import degrade
+from ikejax.nets import PatchDiscriminator, xavier_normal
 
 PyTree = Any
 
@@ -376,44 +376,29 @@ def fit(image01: np.ndarray, cfg: KernelGANConfig, key: jax.Array, *,
 
   Raises:
     ValueError: the image is smaller than the crop.
-    train.NonFiniteLossError: a loss became NaN or inf.
+    loop.NonFiniteLossError: a loss became NaN or inf.
   """
-  from ikejax.train import NonFiniteLossError, compile_cached, run_once
   cfg = cfg.validate()
   x = prepare(image01, cfg)
   k_init, k_step = jax.random.split(key)
   p_g, p_d = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.g_out, 2)
-  state = run_once(create_state, k_init, cfg=cfg)  # 3 s, not 9 s op by op (paper preset)
+  state = loop.run_once(create_state, k_init, cfg=cfg)  # 3 s, not 9 s op by op (paper preset)
   # The official code trains on 2x - 1: G has no bias, so the kernel sees the same
   # structure, but D and the GAN gradient see a DC level near 0 instead of ~0.45.
   image = jnp.asarray(2 * x - 1 if cfg.value_range == "signed" else x)
-  t0 = time.perf_counter()
   # Cached per config and shapes; the XLA optimisation flag is part of the key.
-  step = compile_cached(make_train_step(cfg.replace(log_every=50)),
-                        (cfg.replace(log_every=50),
-                         jax.config.values["jax_disable_most_optimizations"]),
-                        state, image, p_g, p_d, k_step)
-  compile_seconds = time.perf_counter() - t0
-  if on_compiled is not None:
-    on_compiled(compile_seconds)
-  history = []
-  t0 = time.perf_counter()
-  for it in range(cfg.iters):
-    state, m = step(state, image, p_g, p_d, k_step)
-    done = it + 1
-    if done % cfg.log_every == 0 or done == cfg.iters:
-      host = {k: float(v) for k, v in jax.device_get(m).items()}
-      if int(state.bad_step) >= 0:
-        raise NonFiniteLossError(f"a loss became NaN or inf at iteration {int(state.bad_step) + 1}")
-      host.update(iteration=done, seconds=time.perf_counter() - t0)
-      history.append(host)
-      if on_log is not None:
-        on_log(done, host)
+  step_cfg = cfg.replace(log_every=50)
+  res = loop.fit_loop(
+      make_train_step(step_cfg), state, (image, p_g, p_d, k_step), iters=cfg.iters,
+      log_every=cfg.log_every,
+      compile_key=(step_cfg, jax.config.values["jax_disable_most_optimizations"]),
+      bad_steps=lambda st: st.bad_step, on_compiled=on_compiled,
+      on_log=None if on_log is None else lambda done, per_job, _: on_log(done, per_job[0]))
+  state = res.state
   gen, _ = _models(cfg)
   k = np.asarray(generator_kernel(gen, state.g, cfg.kernel_size), np.float64)
-  return KernelGANResult(state=state, kernel_x2=k, history=history,
-                         compile_seconds=compile_seconds,
-                         train_seconds=time.perf_counter() - t0)
+  return KernelGANResult(state=state, kernel_x2=k, history=res.histories[0],
+                         compile_seconds=res.compile_seconds, train_seconds=res.train_seconds)
 
 
 def zeroize_negligible(k: np.ndarray, n: int = 40) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any, Callable, Optional
 
 import jax
@@ -29,12 +28,11 @@ import numpy as np
 import optax
 from flax import struct
 
-from ikejax import losses
-from ikejax import ops
-from ikejax import patches
-from ikejax import validation
-from ikejax.configs import IKEConfig
-from ikejax.model import IKEModel, build_model, init_variables, probe_side
+from ikejax import loop, ops, patches
+from ikejax.ike import losses, validation
+from ikejax.ike.configs import IKEConfig
+from ikejax.ike.model import IKEModel, build_model, init_variables, probe_side
+from ikejax.loop import run_once
 
 PyTree = Any
 
@@ -66,26 +64,6 @@ class IKEState(struct.PyTreeNode):
 
 def _adam(cfg: IKEConfig) -> optax.GradientTransformation:
   return optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=1e-8)
-
-
-# XLA options for programs that run once (initialisation): there the optimisation passes cost
-# more than they save. `create_state`, AVX2 box, 2026-11-30: `tiny` 8 s to compile and run
-# (30 s optimised, 38 s op by op), `paper` 13 s (33 s, 32 s).
-RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0,
-                    "xla_llvm_disable_expensive_passes": True}
-
-
-@functools.lru_cache(maxsize=16)
-def _compile_run_once(fn: Callable, static: tuple, avals: tuple):
-  return jax.jit(fn, static_argnames=[k for k, _ in static]).lower(
-      *avals, **dict(static)).compile(RUN_ONCE_OPTIONS)
-
-
-def run_once(fn: Callable, *args: jax.Array, **static) -> Any:
-  """`jax.jit(fn)(*args, **static)` compiled with `RUN_ONCE_OPTIONS`, cached per
-  `(fn, static, shapes)`; `fn` is a module-level function, `static` hashable."""
-  avals = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args)
-  return _compile_run_once(fn, tuple(sorted(static.items())), avals)(*args)
 
 
 def init_state(key: jax.Array, cfg: IKEConfig) -> IKEState:
@@ -286,24 +264,6 @@ def step_config(cfg: IKEConfig) -> IKEConfig:
   return cfg.replace(**{f: getattr(IKEConfig, f) for f in LOOP_FIELDS})
 
 
-_COMPILED: dict = {}
-
-
-def compile_cached(jitted: Callable, key: Any, *args) -> Callable:
-  """`jitted.lower(*args).compile()`, kept per `(key, argument shapes)` (8 at most).
-
-  Restarts and repeated fits of one config and image size reuse the executable
-  instead of compiling it again.
-  """
-  leaves, tree = jax.tree_util.tree_flatten(args)
-  sig = (key, tree, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
-  if sig not in _COMPILED:
-    if len(_COMPILED) >= 8:
-      _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[sig] = jitted.lower(*args).compile()
-  return _COMPILED[sig]
-
-
 @functools.lru_cache(maxsize=8)
 def make_train_step(cfg: IKEConfig) -> Callable:
   """`train_step` jit-compiled for `cfg`, donating the state buffers.
@@ -313,10 +273,6 @@ def make_train_step(cfg: IKEConfig) -> Callable:
   """
   fn = functools.partial(train_step, cfg=cfg, model=build_model(cfg))
   return jax.jit(fn, donate_argnums=0)
-
-
-class NonFiniteLossError(RuntimeError):
-  """A loss became NaN or inf; the message names the iteration."""
 
 
 def adapt_crop(cfg: IKEConfig, height: int, width: int) -> tuple[IKEConfig, Optional[str]]:
@@ -385,7 +341,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
   """Trains IKE on one image for `cfg.iters` iterations.
 
   With validation crops (`cfg.val_crops`), the decoder's reconstruction of held-out
-  crops is measured every `cfg.val_every` iterations (`ikejax.validation`), and
+  crops is measured every `cfg.val_every` iterations (`ikejax.ike.validation`), and
   `cfg.keep_best` puts the best validated parameters in the returned `state.ema`. A
   run that gained less than `cfg.stuck_gain_db` is run again (`cfg.restarts` times at
   most) with its key folded with the attempt number; the attempt that validates best
@@ -405,7 +361,7 @@ def fit(image: np.ndarray, cfg: IKEConfig, key: jax.Array, *,
     A `FitResult`.
 
   Raises:
-    NonFiniteLossError: if a loss became NaN or inf (names the iteration).
+    loop.NonFiniteLossError: if a loss became NaN or inf (names the iteration).
   """
   p_g, p_d, vset = training_maps(image, cfg)
   image = jnp.asarray(image, jnp.float32)
@@ -436,53 +392,18 @@ def _fit_once(image, p_g, p_d, vset, cfg, key, on_log, on_compiled, state, son_k
   k_init, k_step = jax.random.split(key)
   if state is None:
     state = create_state(k_init, cfg)
-  t0 = time.perf_counter()
   step_cfg = step_config(cfg)
-  compiled = compile_cached(make_train_step(step_cfg), step_cfg, state, image, p_g, p_d, k_step,
-                            son_kernel)
-  compile_seconds = time.perf_counter() - t0
-  if on_compiled is not None:
-    on_compiled(compile_seconds)
-
-  validate = make_validate(cfg) if vset is not None else None
   val = None
-  if validate is not None:
-    db = float(validate(state.ema, vset, son_kernel))
-    val = {"curve": [[int(state.step), db]], "initial_db": db, "best_db": db,
-           "best_iteration": int(state.step), "held_out": bool(vset.held_out)}
-    best = _copy(state.ema)
-  history = []
-  t0 = time.perf_counter()
-  for it in range(int(state.step), cfg.iters):
-    state, metrics = compiled(state, image, p_g, p_d, k_step, son_kernel)
-    done = it + 1
-    if validate is not None and (done % cfg.val_every == 0 or done == cfg.iters):
-      db = float(validate(state.ema, vset, son_kernel))
-      val["curve"].append([done, db])
-      if db > val["best_db"]:
-        val.update(best_db=db, best_iteration=done)
-        best = _copy(state.ema)
-    if done % cfg.log_every == 0 or done == cfg.iters:
-      host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      bad = int(state.bad_step)
-      if bad >= 0:
-        raise NonFiniteLossError(f"a loss became NaN or inf at iteration {bad + 1}")
-      host["iteration"] = done
-      host["seconds"] = time.perf_counter() - t0
-      if validate is not None and val["curve"][-1][0] == done:
-        host["val_psnr"] = val["curve"][-1][1]
-      history.append(host)
-      if on_log is not None:
-        on_log(done, host)
-  jax.block_until_ready(state)
-  if val is not None:
-    val["kept"] = "best" if cfg.keep_best else "last"
-    if cfg.keep_best:
-      state = state.replace(ema=best)
-  return FitResult(state=state, history=history, compile_seconds=compile_seconds,
-                   train_seconds=time.perf_counter() - t0, validation=val)
-
-
-def _copy(tree):
-  """A copy of a device pytree (the step donates the state's buffers)."""
-  return jax.tree_util.tree_map(jnp.copy, tree)
+  if vset is not None:
+    validate = make_validate(cfg)
+    val = loop.Validation(measure=lambda params: validate(params, vset, son_kernel),
+                          every=cfg.val_every, held_out=[bool(vset.held_out)],
+                          keep_best=cfg.keep_best)
+  res = loop.fit_loop(
+      make_train_step(step_cfg), state, (image, p_g, p_d, k_step, son_kernel),
+      iters=cfg.iters, log_every=cfg.log_every, start=int(state.step), compile_key=step_cfg,
+      bad_steps=lambda st: st.bad_step, validation=val, on_compiled=on_compiled,
+      on_log=None if on_log is None else lambda done, per_job, _: on_log(done, per_job[0]))
+  return FitResult(state=res.state, history=res.histories[0],
+                   compile_seconds=res.compile_seconds, train_seconds=res.train_seconds,
+                   validation=None if res.validations is None else res.validations[0])
