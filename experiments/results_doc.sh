@@ -2,7 +2,7 @@
 # Rebuilds docs/results.md from the kept records of experiments/kept/default/ (one table per
 # folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup|-val], beside bicubic and `sharpen`;
 # `-nowarmup`: the preset before its lr warm-up; no suffix: with the warm-up, before the
-# internal validation; `-val`: the current preset), then the seed spread of each x2 variant:
+# internal validation; `-val`: the current preset), then the seed spread of each x2 and x4 variant:
 #   bash experiments/results_doc.sh      (DATA: ../shared/data)
 set -euo pipefail
 data=${DATA:-../shared/data}/DIV2KRK
@@ -26,12 +26,14 @@ for dir in experiments/kept/default/DIV2KRK-x*; do
   python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
     --scale "$s" --append "$doc" --title "$name" > /dev/null
 done
-for variant in 800it-nowarmup 800it 800it-val; do
-  seeds=()
-  for d in experiments/kept/default/DIV2KRK-x2-seed*-"$variant"; do [ -d "$d" ] && seeds+=("$d"); done
-  if [ "${#seeds[@]}" -gt 1 ]; then
-    python experiments/filter_table.py --records "${seeds[0]}" --seeds "${seeds[@]:1}" \
-      --lr "$data/lr_x2" --gt "$data/gt" --scale 2 --append "$doc" \
-      --title "DIV2KRK-x2-$variant, spread over ${#seeds[@]} seeds (Y-PSNR)" > /dev/null
-  fi
+for s in 2 4; do
+  for variant in 800it-nowarmup 800it 800it-val; do
+    seeds=()
+    for d in experiments/kept/default/DIV2KRK-x$s-seed*-"$variant"; do [ -d "$d" ] && seeds+=("$d"); done
+    if [ "${#seeds[@]}" -gt 1 ]; then
+      python experiments/filter_table.py --records "${seeds[0]}" --seeds "${seeds[@]:1}" \
+        --lr "$data/lr_x$s" --gt "$data/gt" --scale "$s" --append "$doc" \
+        --title "DIV2KRK-x$s-$variant, spread over ${#seeds[@]} seeds (Y-PSNR)" > /dev/null
+    fi
+  done
 done
