@@ -137,6 +137,11 @@ def test_given_kernel_step_trains_u_alone():
   assert float(m["csr_fwd"]) == 0 and int(state.bad_step) == -1
 
 
+# The default recipe with the tiny preset's network sizes: its path, a fraction of the compile.
+SMALL = [f"--set={f}" for f in ("blocks_per_level=1", "growth=4", "u_width=8", "u_depth=2",
+                                "d_width=8", "crop=32")]
+
+
 def test_kernel_cli_needs_a_son_preset(tmp_path):
   hr = (255 * _image(64, 64)).round().astype(np.uint8)
   Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
@@ -148,7 +153,7 @@ def test_kernel_cli_needs_a_son_preset(tmp_path):
                                   timeout=300, env=env)
   r = run("--config", "paper", "--out", str(tmp_path / "a"))
   assert r.returncode == 2 and "--config default" in r.stderr.strip().splitlines()[-1]
-  r = run("--config", "default", "--iters", "2", "--out", str(tmp_path / "b"))
+  r = run("--config", "default", "--iters", "2", *SMALL, "--out", str(tmp_path / "b"))
   assert r.returncode == 0, r.stderr
   rec = json.loads((tmp_path / "b" / "lr_x2.json").read_text())
   assert rec["kernel"]["source"].endswith("k.npy") and rec["output_shape"] == [64, 64, 3]
@@ -162,6 +167,7 @@ def test_default_recipe_folder_run_makes_sons_with_each_images_estimate(tmp_path
         lr_dir / f"im_{i}.png")
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   r = subprocess.run([sys.executable, "-m", "ikejax.main", "--config", "default", "--iters", "2",
+                      *SMALL,
                       "--images", str(lr_dir), "--out", str(tmp_path / "o"), "--batch", "2",
                       "--noprogress"], capture_output=True, text=True, timeout=300, env=env)
   assert r.returncode == 0, r.stderr

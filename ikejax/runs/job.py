@@ -265,11 +265,11 @@ def run_jobs(method: Method, jobs: Sequence[Job], seed: int, ctx: Context, *,
     t0 = time.perf_counter()
     try:
       outcomes = method.fit(group, seed, ctx)
-    except NonFiniteLossError as e:
+    except (ValueError, OSError, NonFiniteLossError) as e:  # the group fails, the run goes on
       if raise_errors:
         raise
-      outcomes = [Outcome(error=str(e), seconds=(time.perf_counter() - t0) / len(group))
-                  for _ in group]
+      outcomes = [Outcome(error=str(e).splitlines()[0] if str(e) else type(e).__name__,
+                          seconds=(time.perf_counter() - t0) / len(group)) for _ in group]
     for job, out in zip(group, outcomes):
       record = None
       t1 = time.perf_counter()
@@ -282,6 +282,7 @@ def run_jobs(method: Method, jobs: Sequence[Job], seed: int, ctx: Context, *,
           raise
         job.fail(str(e).splitlines()[0] if str(e) else type(e).__name__,
                  seconds=out.seconds + time.perf_counter() - t1)
+        record = None
       else:
         notes = job.notes
         job.row = row_from_record(job.path, record, "done")

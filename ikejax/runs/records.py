@@ -1,7 +1,7 @@
 """What one finished zero-shot job writes: SR, X_LLR, pictures and the JSON record.
 
-Shared by the single-image CLI (`main.run`) and folder runs (`folder.py`), so
-that an image gives the same files either way. Every file is written
+Written by the one job path (`ikejax.runs.job.write`) for every method, one image or a
+folder, so that an image gives the same files either way. Every file is written
 atomically and the record last: an image counts as finished (`is_finished`)
 only once its record exists, so a run killed mid-write is redone, never
 half-kept.
@@ -9,7 +9,6 @@ half-kept.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -17,10 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ikejax import ops
-from ikejax.ike import infer, kernel
-from ikejax.imaging import image_io, kernels, metrics, pictures
-from ikejax.ike.configs import IKEConfig
+from ikejax.imaging import image_io, kernels, metrics, pictures, resize
 
 LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "rec", "kernel", "d_lr", "d_hr")
 
@@ -43,26 +39,6 @@ def overwritten_input(outputs: dict[str, str], inputs: Sequence[str]) -> Optiona
     if any(image_io.same_file(out_path, p) for p in inputs):
       return out_path
   return None
-
-
-def read_inputs(image_path: Optional[str], hr_path: Optional[str],
-                scale: int) -> tuple[image_io.LoadedImage, Optional[np.ndarray], str]:
-  """A single job's LR image (None: the embedded default job, with its HR), HR and stem.
-
-  Raises:
-    image_io.ImageError: a file is missing, unreadable or not an image.
-  """
-  hr = None
-  if image_path is None:
-    lr_pixels, hr, _ = image_io.default_image(scale)
-    loaded = image_io.LoadedImage(pixels=lr_pixels, bit_depth=8, was_gray=False, path=None)
-    stem = "astronaut"
-  else:
-    loaded = image_io.read_image(image_path)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-  if hr_path is not None:
-    hr = image_io.read_image(hr_path).pixels
-  return loaded, hr, stem
 
 
 def check_hr(hr: np.ndarray, loaded: image_io.LoadedImage, scale: int, what: str) -> None:
@@ -98,53 +74,6 @@ def versions() -> dict:
           "optax": optax.__version__, "numpy": np.__version__}
 
 
-def write_outputs(state, x: np.ndarray, loaded: image_io.LoadedImage, cfg: IKEConfig,
-                  outputs: dict[str, str], *, protect: Sequence[str],
-                  hr: Optional[np.ndarray], history: list[dict], timings: dict,
-                  info: dict, t_start: Optional[float] = None,
-                  given_kernel: Optional[tuple[np.ndarray, dict]] = None) -> dict:
-  """IKE: whole-image inference with a trained state, then every output file.
-
-  Args:
-    state: trained `IKEState` of this image (device or host arrays).
-    x: `[H, W, 3]` LR image in [-1, 1].
-    loaded: the image as read (bit depth, grayscale flag).
-    cfg: the config it was trained with.
-    outputs: `output_paths(...)`.
-    protect: input files never to overwrite.
-    hr: ground truth `[~sH, ~sW, 3]` pixels, or None (adds Y-PSNR/SSIM).
-    history: logged metrics (`train.fit`'s), for the loss curves.
-    timings: seconds so far (`compile_s`, `train_s`, ...); inference is added.
-    info: fields put first in the record (image, preset, seed, ...).
-    t_start: `time.perf_counter()` at the job's start: adds `total_s`.
-    given_kernel: `(kernel, info)` the sons were made with (a given file's, or
-      an estimate's, `info['source']` saying which): written as the kernel instead
-      of the (untrained) flow's.
-
-  Returns:
-    The record (also written to `outputs['record']`, last).
-  """
-  import time
-
-  t0 = time.perf_counter()
-  sr = infer.super_resolve(state, x, cfg)
-  timings = {**timings, "inference_s": time.perf_counter() - t0}
-  llr = infer.downscale(state, x, cfg)
-  # The learned degradation as a blur kernel (exact with linear subnets).
-  if given_kernel is None:
-    k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
-  else:
-    k, k_info = given_kernel[0], dict(given_kernel[1])
-  return write_result(outputs, loaded=loaded, x=x, scale=cfg.scale, sr=sr, llr=llr,
-                      est_kernel=k, kernel_info=k_info, protect=protect, hr=hr,
-                      # Losses a preset switches off stay 0: not drawn on the log scale.
-                      history=history, loss_keys=[k for k in LOSS_KEYS
-                                                  if any(h.get(k, 0) != 0 for h in history)],
-                      timings=timings,
-                      info={**info, "config": dataclasses.asdict(cfg)}, t_start=t_start,
-                      label="IKE")
-
-
 def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np.ndarray,
                  scale: int, sr: np.ndarray, llr: Optional[np.ndarray],
                  est_kernel: np.ndarray, kernel_info: dict, protect: Sequence[str],
@@ -161,7 +90,10 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
     loss_keys: which `history` entries the loss-curve picture plots.
     info: fields put first in the record (image, method, config, ...).
     label: the method's name on the comparison picture.
-  Other arguments as `write_outputs`.
+    protect: input files never to overwrite.
+    hr: ground truth `[~sH, ~sW, 3]` pixels, or None (adds Y-PSNR/SSIM).
+    timings: seconds so far; `t_start` (`time.perf_counter()` at the job's start) adds
+      `total_s`.
   """
   import time
 
@@ -169,7 +101,7 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
 
   s = scale
   sr_px = image_io.from_model_range(sr, loaded.bit_depth)
-  bic = ops.imresize(np.asarray(x, np.float64), float(s), "matlab")
+  bic = resize.imresize(np.asarray(x, np.float64), float(s), "matlab")
   bic_px = image_io.from_model_range(bic, loaded.bit_depth)
   image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect)
   if llr is not None:
