@@ -3,7 +3,7 @@
 # vs ikejax `reference`, one seed. Resumable: rerun the same command to finish a killed run.
 #   bash experiments/table_div2krk.sh [OUT] [ITERS] [BATCH] [SCALES] [PRESETS]
 # ITERS defaults to the presets' 3000 (about 30 min per image at x2 on 2 cores; see
-# BENCHMARKS.md); a smaller value scales every schedule and says so in the table title.
+# docs/benchmarks.md); a smaller value scales every schedule and says so in the table title.
 set -euo pipefail
 D=${DATA:-../shared/data}/DIV2KRK
 OUT=${1:-results/table_div2krk}

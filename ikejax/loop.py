@@ -26,8 +26,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 # XLA options for programs that run once (initialisation): there the optimisation passes cost
-# more than they save. `create_state`, AVX2 box, 2026-11-30: `tiny` 8 s to compile and run
-# (30 s optimised, 38 s op by op), `paper` 13 s (33 s, 32 s).
+# more than they save (IKE's `create_state` compiles and runs about 3x faster with them than
+# optimised or op by op; docs/benchmarks.md).
 RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0,
                     "xla_llvm_disable_expensive_passes": True}
 

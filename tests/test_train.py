@@ -114,3 +114,14 @@ def test_non_finite_loss_names_the_iteration():
   bad[:] = np.nan
   with pytest.raises(loop.NonFiniteLossError, match="iteration 1"):
     train.fit(bad, cfg, jax.random.key(0))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_crops_of_son_presets_stay_squeezable_on_small_images(scale):
+  """A 114x172 LR (Set5 woman at x2) gave the default recipe 114 px crops, whose 57 px sons
+  the Haar squeeze cannot take; crops of presets that train on sons are multiples of s*s."""
+  cfg, warning = train.adapt_crop(configs.DEFAULT.replace(scale=scale), 114, 172)
+  assert cfg.crop % (scale * scale) == 0 and cfg.crop <= 114 and "114" in warning
+  assert train.adapt_crop(configs.TINY.replace(scale=scale), 40, 40)[0].crop % scale == 0
+  with pytest.raises(ValueError, match=f"multiple of {scale * scale} px"):
+    train.adapt_crop(configs.DEFAULT.replace(scale=scale), 7 * scale, 200)

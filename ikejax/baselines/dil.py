@@ -16,7 +16,7 @@ Any kernel can replace step 1 (`fit(kernels=...)`): KernelGAN's or IKE's, re-cen
 first (`centre_kernel`), the combinations of the paper's Table 3.
 
 Where the paper is ambiguous or does not work as printed (resolutions measured
-on the DIV2KRK images here, 2026-11-22; docs/notebook.md "Deviations"):
+on the DIV2KRK images here; docs/notebook.md "Deviations"):
   * units of sigma_o: [0, 1] (with [0, 255] every kernel is a near-delta);
   * one SD for an "anisotropic" kernel: two independent draws of d;
   * L_pinv, the 11x11 *matrix* pseudo-inverse of K: for rotated Gaussians its

@@ -275,12 +275,18 @@ def make_train_step(cfg: IKEConfig) -> Callable:
   return jax.jit(fn, donate_argnums=0)
 
 
+def crop_multiple(cfg: IKEConfig) -> int:
+  """What a crop's side must be a multiple of: `s` for the squeeze levels, and `s * s` when
+  the decoder also trains on sons (`lambda_rec`), whose side (crop / s) is squeezed too."""
+  return cfg.scale * cfg.scale if cfg.lambda_rec > 0 else cfg.scale
+
+
 def adapt_crop(cfg: IKEConfig, height: int, width: int) -> tuple[IKEConfig, Optional[str]]:
   """Fits the G crop to the image; refuses images below the true minimum.
 
-  The crop must be a multiple of `s` (squeeze levels) and its LLR (crop / s)
-  at least the discriminator's 7x7 receptive field, so every side of the
-  image must be at least `7 * s` pixels.
+  The crop must be a multiple of `crop_multiple(cfg)` and its LLR (crop / s) at least the
+  discriminator's 7x7 receptive field: every side of the image must be at least `7 * s`
+  pixels, rounded up to that multiple.
 
   Returns:
     The config with `crop` set, and a warning string when it was shrunk.
@@ -288,15 +294,16 @@ def adapt_crop(cfg: IKEConfig, height: int, width: int) -> tuple[IKEConfig, Opti
   Raises:
     ValueError: if the image is below the minimum for the scale.
   """
-  s = cfg.scale
-  minimum = D_MIN_INPUT * s
+  s, m = cfg.scale, crop_multiple(cfg)
+  minimum = -(-D_MIN_INPUT * s // m) * m
   if min(height, width) < minimum:
     raise ValueError(
         f"image is {width}x{height} px but x{s} needs at least {minimum}x{minimum} "
-        f"(the discriminator needs a {D_MIN_INPUT}x{D_MIN_INPUT} patch of the x{s}-downscaled crop)")
-  crop = (min(cfg.crop, height, width) // s) * s
+        f"(the discriminator needs a {D_MIN_INPUT}x{D_MIN_INPUT} patch of the x{s}-downscaled "
+        "crop" + (f", and the crop a multiple of {m} px" if m != s else "") + ")")
+  crop = (min(cfg.crop, height, width) // m) * m
   warning = None
-  if crop < (cfg.crop // s) * s:
+  if crop < (cfg.crop // m) * m:
     warning = (f"image is {width}x{height} px, smaller than the {cfg.crop} px training crop: "
                f"using {crop} px crops")
   return cfg.replace(crop=crop), warning

@@ -112,7 +112,8 @@ def prepare(image: np.ndarray, p_g: np.ndarray, p_d: np.ndarray, cfg: IKEConfig
   n = cfg.val_crops
   if n == 0:
     return None, p_g, p_d
-  v = min(cfg.val_crop, cfg.crop) // cfg.scale * cfg.scale
+  m = cfg.scale * cfg.scale  # the son (v / s) is squeezed by the decoder too
+  v = min(cfg.val_crop, cfg.crop) // m * m
   args = (v, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
   corners, p_g_train, p_d_train = holdout(p_g, p_d, *args, n)
   held_out = len(corners) > 0

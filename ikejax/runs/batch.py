@@ -8,7 +8,7 @@ advances all B jobs by one IKE iteration:
     -> vmap over the images of a device
       -> `train.train_step` of one image, masked (`_masked_step`).
 
-Why this layout, per backend (measured in BENCHMARKS.md, "Batched runs"):
+Why this layout, per backend (measured in docs/benchmarks.md, "Batched runs"):
   * GPU/TPU: several images per device, vmapped.
   * CPU: vmapping per-image weights turns every convolution into a grouped
     one, which XLA:CPU runs ~2x slower per image, and `lax.map` over the images
