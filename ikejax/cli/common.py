@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
+from absl import app
 from absl import flags
 
 
@@ -31,3 +32,10 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     return flags.FLAGS(list(argv))
   except flags.Error as e:
     fail(str(e).splitlines()[0])
+
+
+def run_program(define_flags: Callable[[], None], main: Callable, doc: str) -> None:
+  """Defines a small program's flags, then runs `main` with `parse_flags`; `doc` is its help."""
+  define_flags()
+  show_in_help(doc)
+  app.run(main, flags_parser=parse_flags)

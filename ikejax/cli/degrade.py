@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
-from ikejax.cli.common import fail, parse_flags, show_in_help
+from ikejax.cli.common import fail, run_program
 from ikejax.imaging import degrade, image_io
 from ikejax.runs.folder import list_images
 
@@ -51,9 +50,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
   """Entry point of `ikejax-degrade` and `python -m ikejax.cli.degrade`."""
-  _define_flags()
-  show_in_help(__doc__)
-  app.run(main, flags_parser=parse_flags)
+  run_program(_define_flags, main, __doc__)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
-from ikejax.cli.common import fail, parse_flags, show_in_help
+from ikejax.cli.common import fail, run_program
 from ikejax.imaging import image_io, metrics
 
 
@@ -41,9 +40,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run() -> None:
   """Entry point of `ikejax-metrics` and `python -m ikejax.cli.metrics`."""
-  _define_flags()
-  show_in_help(__doc__)
-  app.run(main, flags_parser=parse_flags)
+  run_program(_define_flags, main, __doc__)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,33 @@ class Method(Protocol):
     """Trains on the jobs' images (one group) and returns one `Outcome` per job."""
 
 
+class PerImage:
+  """What a method that trains one image at a time on a fixed config shares (a base for
+  `Method`s): its config is recorded as `cfg.asdict()`, used as given for every image, and
+  `fit` times `self._fit(job, seed, ctx) -> Outcome` on each job of a group of one."""
+
+  def settings(self, cfg: Any) -> dict:
+    return cfg.asdict()
+
+  def same_settings(self, record: dict, cfg: Any) -> bool:
+    return record.get("config") == as_stored(self.settings(cfg))
+
+  def prepare(self, cfg: Any, job: Job) -> None:
+    job.cfg = cfg
+
+  def group_key(self, job: Job) -> Hashable:
+    return None
+
+  def fit(self, jobs: Sequence[Job], seed: int, ctx: Context) -> list[Outcome]:
+    outs = []
+    for job in jobs:
+      t0 = time.perf_counter()
+      out = self._fit(job, seed, ctx)
+      out.seconds = time.perf_counter() - t0
+      outs.append(out)
+    return outs
+
+
 def find_kernel(spec: str, image_path: Optional[str], scale: int) -> str:
   """The kernel file given by `--kernel spec` for one image.
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from ikejax.imaging import filters, kernels
-from ikejax.runs.job import Context, Job, Outcome
+from ikejax.runs.job import Context, Job, Outcome, PerImage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +27,7 @@ class FilterConfig:
     return {"method": self.method, "scale": self.scale, "kernelgan": None, "dil": None}
 
 
-class Filter:
+class Filter(PerImage):
   """The `Method` of a zero-parameter filter."""
   presets = ("paper",)
   default_preset = "paper"
@@ -46,32 +46,16 @@ class Filter:
       raise ValueError(f"unsupported scale {scale}; expected 2, 3 or 4")
     return FilterConfig(self.name, scale)
 
-  def settings(self, cfg: FilterConfig) -> dict:
-    return cfg.asdict()
-
-  def same_settings(self, record: dict, cfg: FilterConfig) -> bool:
-    return record.get("config") == self.settings(cfg)
-
   def iterations(self, cfg: FilterConfig) -> int:
     return 1
 
-  def prepare(self, cfg: FilterConfig, job: Job) -> None:
-    job.cfg = cfg
-
-  def group_key(self, job: Job):
-    return None
-
-  def fit(self, jobs: Sequence[Job], seed: int, ctx: Context) -> list[Outcome]:
-    outs = []
-    for job in jobs:
-      t0 = time.perf_counter()
-      s = job.cfg.scale
-      sr01 = filters.FILTERS[self.name]((np.asarray(job.x, np.float64) + 1.0) / 2.0, s)
-      seconds = time.perf_counter() - t0
-      outs.append(Outcome(
-          sr=2.0 * sr01 - 1.0, kernel=filters.bicubic_kernel(s, kernels.DEFAULT_SIZE[s]),
-          kernel_info={"source": "assumed: MATLAB bicubic downscale (nothing is estimated)"},
-          timings={"inference_s": seconds}, label=self.name, seconds=seconds))
-      if ctx.progress is not None:
-        ctx.progress(1, "")
-    return outs
+  def _fit(self, job: Job, seed: int, ctx: Context) -> Outcome:
+    t0 = time.perf_counter()
+    s = job.cfg.scale
+    sr01 = filters.FILTERS[self.name]((np.asarray(job.x, np.float64) + 1.0) / 2.0, s)
+    out = Outcome(sr=2.0 * sr01 - 1.0, kernel=filters.bicubic_kernel(s, kernels.DEFAULT_SIZE[s]),
+                  kernel_info={"source": "assumed: MATLAB bicubic downscale (nothing is estimated)"},
+                  timings={"inference_s": time.perf_counter() - t0}, label=self.name)
+    if ctx.progress is not None:
+      ctx.progress(1, "")
+    return out

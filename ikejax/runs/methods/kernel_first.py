@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import jax
 import numpy as np
 
 from ikejax.baselines import dil, kernelgan
 from ikejax.imaging import kernels
-from ikejax.runs.job import Context, Job, Outcome
+from ikejax.runs.job import Context, Job, Outcome, PerImage
 
 LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
                            "sparse", "d"),
@@ -55,32 +55,10 @@ def _dil_on_kernel(key: jax.Array, cfg: dil.DILConfig, k: np.ndarray) -> dil.DIL
   return dil.fit(key, cfg, kernels=np.repeat(dil.centre_kernel(k)[None], cfg.n_kernels, 0))
 
 
-class _KernelFirst:
-  """What both kernel-first methods share: records, reuse, one image per fit."""
+class _KernelFirst(PerImage):
+  """What both kernel-first methods share: the L-CNN inverse of a kernel estimate."""
   name: str
   default_preset = "paper"
-
-  def settings(self, cfg: MethodConfig) -> dict:
-    return cfg.asdict()
-
-  def same_settings(self, record: dict, cfg: MethodConfig) -> bool:
-    from ikejax.runs.job import as_stored
-    return record.get("config") == as_stored(self.settings(cfg))
-
-  def prepare(self, cfg: MethodConfig, job: Job) -> None:
-    job.cfg = cfg
-
-  def group_key(self, job: Job):
-    return None
-
-  def fit(self, jobs: Sequence[Job], seed: int, ctx: Context) -> list[Outcome]:
-    outs = []
-    for job in jobs:
-      t0 = time.perf_counter()
-      out = self._fit(job, seed, ctx)
-      out.seconds = time.perf_counter() - t0
-      outs.append(out)
-    return outs
 
   def _invert(self, job: Job, est: np.ndarray, d: dil.DILResult,
               k_info: dict, history: list, timings: dict) -> Outcome:
