@@ -142,3 +142,19 @@ def test_installed_commands(command):
                      env=dict(os.environ, JAX_PLATFORMS="cpu"))
   # absl's --help exits 1 after printing this program's doc and flags.
   assert r.returncode == 1 and "ikejax" in r.stdout and "--scale" in r.stdout, r.stdout
+
+
+def test_short_flags_take_a_file_a_folder_or_a_glob(tmp_path):
+  d = _images(tmp_path, ["a", "b"])
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax", "--method", "sharpen",
+                                   "--noprogress", *a], capture_output=True, text=True,
+                                  timeout=120, env=env)
+  r = run("-i", str(d / "a.png"), "-o", str(tmp_path / "one"), "-s", "3")
+  assert r.returncode == 0 and (tmp_path / "one" / "a_x3.png").exists(), r.stderr
+  r = run("-i", str(d), "-o", str(tmp_path / "dir"))
+  assert r.returncode == 0 and "2 done" in r.stdout, r.stderr
+  r = run("-i", str(d / "b*.png"), "-o", str(tmp_path / "glob"))
+  assert r.returncode == 0 and "1 done" in r.stdout, r.stderr
+  rows = json.loads((tmp_path / "glob" / "manifest.json").read_text())["images"]
+  assert [os.path.basename(row["image"]) for row in rows] == ["b.png"]

@@ -168,6 +168,7 @@ def run(image_path, out_dir, preset=None, seed=0, *, method="ike", scale=2, over
 
 def _run_one(m, cfg, preset, ablations, image_path, out_dir, seed, hr_path, progress,
              kernel_spec) -> dict:
+  """One image through the job path, with messages and a progress bar; returns the record."""
   import jax
 
   from ikejax.runs import job as job_lib

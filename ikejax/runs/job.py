@@ -264,7 +264,8 @@ def write(job: Job, out: Outcome, method: Method, seed: int, run_info: dict) -> 
 
 
 def groups(method: Method, jobs: Sequence[Job], size: int) -> list[list[Job]]:
-  """Consecutive groups of at most `size` jobs with one `group_key` (None: one job each)."""
+  """Groups of at most `size` jobs sharing a `group_key`, in order of first appearance (a
+  key of None: one job each, first)."""
   by_key: dict = {}
   out = []
   for j in jobs:
@@ -284,7 +285,7 @@ def run_jobs(method: Method, jobs: Sequence[Job], seed: int, ctx: Context, *,
   """Fits and writes every job (all read and prepared), group by group.
 
   Each job's row becomes "done" with its scores, or "failed" with a one-line reason; with
-  `raise_errors` (a single image) the first failure is raised as ValueError instead.
+  `raise_errors` (a single image) the first failure is raised instead.
   `on_done(job, record)` follows each job's outputs.
   """
   from ikejax.loop import NonFiniteLossError
@@ -309,7 +310,6 @@ def run_jobs(method: Method, jobs: Sequence[Job], seed: int, ctx: Context, *,
           raise
         job.fail(str(e).splitlines()[0] if str(e) else type(e).__name__,
                  seconds=out.seconds + time.perf_counter() - t1)
-        record = None
       else:
         notes = job.notes
         job.row = row_from_record(job.path, record, "done")

@@ -114,6 +114,8 @@ class IKE:
     last = [0]
 
     def on_log(done, m):
+      if done < last[0]:  # a rerun of a stuck run starts again (`train.fit`'s restarts)
+        last[0] = 0
       if ctx.progress is not None:
         decode = (f"rec {m['rec']:.4f} K {m['kernel']:.3f}" if cfg.lambda_rec > 0 else
                   f"bwd {m['csr_bwd']:.3f} inter {m['inter']:.4f} tv {m['tv']:.4f}")
