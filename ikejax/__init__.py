@@ -1,10 +1,10 @@
 """ikejax: IKE (Invertible Kernel Estimator) zero-shot blind super-resolution in JAX/Flax.
 
 Python API (`ikejax.api`): `super_resolve(image, scale=2, method="ike", preset=None, seed=0)`
-and `estimate_kernel(image, scale)`. Modules: `ops` (pure array ops), `flow` (the invertible
-flow), `networks` (U and the patch discriminator), `model` (bicubic-residual wiring),
-`losses`, `patches` (crop sampling), `validation`, `train` (state, jitted iteration, fit
-loop), `infer`, `image_io`, `metrics`, `visualize`, `configs`, and the CLI `ikejax.main`.
+and `estimate_kernel(image, scale)`. Layers, lowest first: `imaging` (NumPy only), `ops`,
+`patches`, `nets`, `loop` (the one fit loop), `ike` (the method), `baselines` (KernelGAN,
+ISSR-DIL), `runs` (the Method protocol, the job path, the registry, folder and batched
+runs), and the programs in `cli` (`ikejax`, `ikejax-degrade`, `ikejax-metrics`).
 Importing `ikejax` loads neither JAX nor any command-line flag.
 """
 
