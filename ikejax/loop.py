@@ -188,8 +188,9 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
         if better[i]:
           vals[i].update(best_db=float(db[i]), best_iteration=done)
     if done % log_every == 0 or done == iters:
-      host = jax.device_get(metrics)
-      bad = _bad(host, state, bad_steps, done, n, jobs is not None)
+      # One host sync for the metrics and the non-finite flags.
+      host, flags = jax.device_get((metrics, None if bad_steps is None else bad_steps(state)))
+      bad = _bad(host, flags, done, n, jobs is not None)
       if jobs is None and bad[0] >= 0:
         raise NonFiniteLossError(f"a loss became NaN or inf at iteration {bad[0] + 1}")
       per_job = []
@@ -220,10 +221,11 @@ def _as_list(bad, n: int) -> list[int]:
   return [int(b) for b in np.atleast_1d(np.asarray(bad))[:n]]
 
 
-def _bad(host: dict, state, bad_steps, done: int, n: int, batched: bool) -> list[int]:
-  """Per job, the first non-finite iteration known at this sync, or -1."""
-  if bad_steps is not None:
-    return _as_list(jax.device_get(bad_steps(state)), n)
+def _bad(host: dict, flags, done: int, n: int, batched: bool) -> list[int]:
+  """Per job, the first non-finite iteration known at this sync, or -1: the state's flags
+  when it keeps them, else the logged metrics themselves."""
+  if flags is not None:
+    return _as_list(flags, n)
   out = []
   for i in range(n):
     finite = all(np.isfinite(v if not batched else v[i]) for v in host.values())

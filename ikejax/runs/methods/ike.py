@@ -20,7 +20,7 @@ from ikejax.ike import configs, infer, kernel, train
 from ikejax.ike.configs import IKEConfig
 from ikejax.imaging import degrade, spectral
 from ikejax.runs import records
-from ikejax.runs.job import Context, Job, Outcome
+from ikejax.runs.job import Context, Job, Outcome, as_stored
 
 # Fields a record may differ in and still stand for this run: the crop adapts to small
 # images, and logging changes no result.
@@ -51,7 +51,7 @@ class IKE:
 
   def same_settings(self, record: dict, cfg: IKEConfig) -> bool:
     got = record.get("config") or {}
-    want = json.loads(json.dumps(self.settings(cfg)))
+    want = as_stored(self.settings(cfg))
     return all(got.get(k) == v for k, v in want.items() if k not in _FREE)
 
   def iterations(self, cfg: IKEConfig) -> int:
