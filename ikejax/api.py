@@ -7,7 +7,8 @@
 Nothing is written to disk and no flag is registered. Every method of the command line
 runs here through the same `Method` objects (`ikejax.runs.methods`): `"ike"` (the zero-shot
 flow, `preset` one of `ikejax.ike.configs.PRESETS`, `default` unless given), `"kernelgan"`,
-`"issr-dil"` and the zero-parameter filters `"bicubic"`, `"sharpen"`.
+`"issr-dil"`, `"zssr"` (on MATLAB's bicubic kernel; a given kernel needs the command line's
+`--kernel`), `"kernelgan+zssr"` and the zero-parameter filters `"bicubic"`, `"sharpen"`.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ def super_resolve(image: ImageLike, scale: int = 2, method: str = "ike",
     image: a path or an `[H, W(, 3)]` uint8 / uint16 array.
     scale: 2, 3 or 4.
     method: a name of `ikejax.runs.methods.REGISTRY` (`"ike"`, `"kernelgan"`,
-      `"issr-dil"`, `"bicubic"`, `"sharpen"`).
+      `"issr-dil"`, `"zssr"`, `"kernelgan+zssr"`, `"bicubic"`, `"sharpen"`).
     preset: the method's config preset (default: its default, IKE's `"default"`).
     seed: the PRNG seed.
-    **overrides: config fields (IKE: `IKEConfig`'s, e.g. `iters=200`; kernelgan: `iters`).
+    **overrides: config fields (IKE: `IKEConfig`'s, e.g. `iters=200`; kernelgan: `iters`;
+      zssr: `iters`, its most iterations per jump).
 
   Raises:
     ValueError: a bad method, preset, field, scale or image.

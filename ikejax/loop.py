@@ -89,7 +89,7 @@ class LoopResult:
     validations: per job, `curve` [[iteration, dB], ...], `initial_db`, `best_db`,
       `best_iteration`, `held_out`, `kept` ('best' or 'last'); None without validation.
     compile_seconds, train_seconds: wall times of the compile and of the iterations.
-    iterations: iterations run by this call.
+    iterations: iterations run by this call (fewer than asked when `stop` ended it).
   """
   state: PyTree
   histories: list[list[dict]]
@@ -120,7 +120,8 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
              on_log: Optional[Callable[[int, list[dict], list[int]], None]] = None,
              on_compiled: Optional[Callable[[float], None]] = None,
              checkpoint_every: int = 0,
-             on_checkpoint: Optional[Callable[[int, PyTree, list], None]] = None) -> LoopResult:
+             on_checkpoint: Optional[Callable[[int, PyTree, list], None]] = None,
+             stop: Optional[Callable[[int], bool]] = None) -> LoopResult:
   """Runs `state, metrics = step(state, *args)` for iterations `start .. iters - 1`.
 
   Args:
@@ -143,6 +144,8 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
     on_compiled: called with the compile time.
     checkpoint_every, on_checkpoint: `on_checkpoint(iteration, state, histories)` every
       this many iterations before the last (0: never).
+    stop: `stop(iteration) -> True` at a host sync ends the fit there (early stopping,
+      e.g. ZSSR's learning-rate floor); None: run to `iters`.
 
   Returns:
     A `LoopResult`.
@@ -171,6 +174,7 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
              "held_out": bool(validation.held_out[i])} for i in range(n)]
     best_db, best = db.copy(), _copy(validation.params(state))
   t0 = time.perf_counter()
+  done = start
   for it in range(start, iters):
     state, metrics = compiled(state, *(first if it == start else feed(it)))
     done = it + 1
@@ -203,6 +207,8 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
         per_job.append(m)
       if on_log is not None:
         on_log(done, per_job, bad)
+      if stop is not None and stop(done):
+        break
     if checkpoint_every and on_checkpoint and done % checkpoint_every == 0 and done < iters:
       on_checkpoint(done, state, histories)
   if vals is not None:
@@ -214,7 +220,7 @@ def fit_loop(step: Callable, state: PyTree, args: Sequence | Callable[[int], Seq
   final = [-1] * n if bad_steps is None else _as_list(jax.device_get(bad_steps(state)), n)
   return LoopResult(state=state, histories=histories, bad_steps=final, validations=vals,
                     compile_seconds=compile_seconds, train_seconds=time.perf_counter() - t0,
-                    iterations=max(0, iters - start))
+                    iterations=max(0, done - start))
 
 
 def _as_list(bad, n: int) -> list[int]:

@@ -27,7 +27,7 @@ from absl import logging
 # A private registry: importing this module adds nothing to absl's global flags (another absl
 # program may import it); `run_cli` joins them to the global ones for the command line.
 FLAGS = flags.FlagValues()
-METHODS = ("ike", "kernelgan", "issr-dil", "bicubic", "sharpen")  # ikejax.runs.methods.NAMES
+METHODS = ("ike", "kernelgan", "issr-dil", "zssr", "kernelgan+zssr", "bicubic", "sharpen")  # ikejax.runs.methods.NAMES
 
 
 def _define(kind: str, *args, **kwargs):
@@ -43,11 +43,14 @@ _define("string", "out", "ikejax_out", "output directory.", short_name="o")
 _define("enum", "method", "ike", list(METHODS),
         "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
         "issr-dil: kernels from image statistics + ISSR-DIL's inverse; "
+        "zssr: ZSSR on --kernel (bicubic without); kernelgan+zssr: KernelGAN's kernel + ZSSR; "
         "bicubic, sharpen: zero-parameter reference filters.")
 _define("string", "config", None, "preset: ike: default (the default), paper, reference, fast, "
-        "selfsup or tiny; kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny.")
+        "selfsup or tiny; kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny; "
+        "zssr / kernelgan+zssr: paper, given-kernel, kernelgan or tiny.")
 _define("multi_string", "set", [], "FIELD=VALUE: set any field of the method's config "
-        "(ike: IKEConfig; kernelgan / issr-dil: kernelgan.FIELD, dil.FIELD); repeatable.")
+        "(ike: IKEConfig; kernelgan / issr-dil: kernelgan.FIELD, dil.FIELD; zssr: "
+        "zssr.FIELD); repeatable.")
 _define("integer", "iters", None, "training iterations (default: the preset's).")
 _define("integer", "seed", 0, "PRNG seed.")
 _define("integer", "crop", None, "training crop side (default: the preset's, 128).")
@@ -64,8 +67,10 @@ _define("enum", "u_init", None, ["he", "reference"],
 _define("string", "kernel", None, "a known degradation kernel (.npy or .mat with key "
         "Kernel). --method ike --config default: IKE's decoder trained on sons made by it; "
         "--method issr-dil: the L-CNN trained on it instead of the image statistics' kernels; "
+        "--method zssr: its sons made with it; "
         "a folder: each image's own (an ikejax run's <stem>_x<s>_kernel.npy, "
-        "<stem>.npy/.mat, DIV2KRK's kernel_<n>.mat).")
+        "<stem>.npy/.mat, DIV2KRK's kernel_<n>.mat); 'spectral': each image's closed-form "
+        "blind estimate.")
 _define("string", "hr", None, "one image: its ground-truth HR image (adds Y-PSNR/SSIM).")
 _define("bool", "progress", True, "show a progress bar.")
 # Folder runs (ikejax/runs/folder.py).

@@ -217,6 +217,23 @@ def given_kernel(spec: str, image_path: Optional[str], scale: int) -> tuple[np.n
   return k, path
 
 
+# `--kernel spectral`: each image's closed-form blind estimate instead of a file.
+SPECTRAL = "spectral"
+
+
+def spectral_kernel(loaded: image_io.LoadedImage, scale: int) -> tuple[np.ndarray, str]:
+  """`(kernel, label)`: the image's spectral blind estimate (`ikejax.imaging.spectral`).
+
+  Raises:
+    ValueError: one line, for an image too small or flat to fit.
+  """
+  from ikejax.imaging import spectral
+  pixels = np.asarray(loaded.pixels, np.float64) * (255.0 / (2 ** loaded.bit_depth - 1))
+  k, info = spectral.estimate_kernel(pixels, scale)
+  s = info["sigmas"]
+  return k, f"spectral estimate (sigmas {s[1]:.2f} x {s[0]:.2f} px)"
+
+
 def new_job(path: Optional[str], out_dir: str, scale: int, gt: Optional[str] = None) -> Job:
   stem = os.path.splitext(os.path.basename(path))[0] if path else "astronaut"
   return Job(path=path, stem=stem, outputs=records.output_paths(out_dir, stem, scale), gt=gt,
@@ -242,7 +259,9 @@ def read(job: Job, scale: int, kernel_spec: Optional[str] = None,
     job.hr = image_io.read_image(job.gt).pixels
   if job.hr is not None and job.gt is not None:
     records.check_hr(job.hr, job.loaded, scale, hr_label or f"ground truth {job.gt}")
-  if kernel_spec is not None:
+  if kernel_spec == SPECTRAL:
+    job.given_kernel = spectral_kernel(job.loaded, scale)
+  elif kernel_spec is not None:
     job.given_kernel = given_kernel(kernel_spec, job.path, scale)
   clash = records.overwritten_input(job.outputs, job.protect)
   if clash:

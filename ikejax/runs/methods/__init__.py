@@ -11,12 +11,14 @@ import dataclasses
 from typing import Any, Sequence
 
 from ikejax.runs.job import Method
-from ikejax.runs.methods import filters, ike, kernel_first
+from ikejax.runs.methods import filters, ike, kernel_first, zssr
 
 REGISTRY: dict[str, Method] = {
     "ike": ike.IKE(),
     "kernelgan": kernel_first.KernelGANDIL(),
     "issr-dil": kernel_first.ISSRDIL(),
+    "zssr": zssr.ZSSR(),
+    "kernelgan+zssr": zssr.KernelGANZSSR(),
     "bicubic": filters.Filter("bicubic"),
     "sharpen": filters.Filter("sharpen"),
 }

@@ -23,7 +23,7 @@ import numpy as np
 
 from ikejax.baselines import dil, kernelgan
 from ikejax.imaging import kernels
-from ikejax.runs.job import Context, Job, Outcome, PerImage
+from ikejax.runs.job import SPECTRAL, Context, Job, Outcome, PerImage
 
 LOSS_KEYS = {"kernelgan": ("g_gan", "bicubic", "sum2one", "boundaries", "centralized",
                            "sparse", "d"),
@@ -143,10 +143,10 @@ class ISSRDIL(_KernelFirst):
       raise ValueError(f"unknown issr-dil config {preset!r}; expected one of {sorted(dil.PRESETS)}")
     if scale < 2:
       raise ValueError(f"scale must be >= 2, got {scale}")
-    if kernel is not None and not os.path.exists(kernel):
+    if kernel not in (None, SPECTRAL) and not os.path.exists(kernel):
       raise ValueError(f"--kernel {kernel}: no such file or folder")
-    return MethodConfig(self.name, scale, None, dil.PRESETS[preset],
-                        kernel_from=os.path.abspath(kernel) if kernel else None)
+    return MethodConfig(self.name, scale, None, dil.PRESETS[preset], kernel_from=(
+        os.path.abspath(kernel) if kernel not in (None, SPECTRAL) else kernel))
 
   def iterations(self, cfg: MethodConfig) -> int:
     return 1
