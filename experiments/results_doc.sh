@@ -3,6 +3,9 @@
 # folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup|-val], beside bicubic and `sharpen`;
 # `-nowarmup`: the preset before its lr warm-up; no suffix: with the warm-up, before the
 # internal validation; `-val`: the current preset), then the seed spread of each x2 and x4 variant:
+# Then one table per folder of experiments/kept/methods/ (other methods, made with
+# `bash experiments/div2krk.sh OUT SCALE SEED --method ...`; the command is in the folder's
+# COMMAND file).
 #   bash experiments/results_doc.sh      (DATA: ../shared/data)
 set -euo pipefail
 data=${DATA:-../shared/data}/DIV2KRK
@@ -37,3 +40,13 @@ for s in 2 4; do
     fi
   done
 done
+if [ -d experiments/kept/methods ]; then
+  printf '\n# Other methods on the same images\n\nEach folder of `experiments/kept/methods/` holds the records of one command (its `COMMAND` file).\n' >> "$doc"
+  for dir in experiments/kept/methods/DIV2KRK-x*; do
+    name=$(basename "$dir")
+    s=$(echo "$name" | sed -E 's/.*-x([0-9])-.*/\1/')
+    printf '\n`%s`\n' "$(cat "$dir/COMMAND")" >> "$doc"
+    python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
+      --scale "$s" --append "$doc" --title "$name" > /dev/null
+  done
+fi

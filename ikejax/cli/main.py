@@ -27,7 +27,7 @@ from absl import logging
 # A private registry: importing this module adds nothing to absl's global flags (another absl
 # program may import it); `run_cli` joins them to the global ones for the command line.
 FLAGS = flags.FlagValues()
-METHODS = ("ike", "kernelgan", "issr-dil", "zssr", "kernelgan+zssr", "bicubic", "sharpen")  # ikejax.runs.methods.NAMES
+METHODS = ("ike", "kernelgan", "issr-dil", "zssr", "kernelgan+zssr", "dualsr", "bicubic", "sharpen")  # ikejax.runs.methods.NAMES
 
 
 def _define(kind: str, *args, **kwargs):
@@ -44,6 +44,7 @@ _define("enum", "method", "ike", list(METHODS),
         "ike (default); kernelgan: KernelGAN's kernel + ISSR-DIL's inverse; "
         "issr-dil: kernels from image statistics + ISSR-DIL's inverse; "
         "zssr: ZSSR on --kernel (bicubic without); kernelgan+zssr: KernelGAN's kernel + ZSSR; "
+        "dualsr: DualSR (blind, x2); "
         "bicubic, sharpen: zero-parameter reference filters.")
 _define("string", "config", None, "preset: ike: default (the default), paper, reference, fast, "
         "selfsup or tiny; kernelgan: paper or tiny; issr-dil: paper, paper_lr or tiny; "

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any, Sequence
 
 from ikejax.runs.job import Method
-from ikejax.runs.methods import filters, ike, kernel_first, zssr
+from ikejax.runs.methods import dualsr, filters, ike, kernel_first, zssr
 
 REGISTRY: dict[str, Method] = {
     "ike": ike.IKE(),
@@ -19,6 +19,7 @@ REGISTRY: dict[str, Method] = {
     "issr-dil": kernel_first.ISSRDIL(),
     "zssr": zssr.ZSSR(),
     "kernelgan+zssr": zssr.KernelGANZSSR(),
+    "dualsr": dualsr.DualSR(),
     "bicubic": filters.Filter("bicubic"),
     "sharpen": filters.Filter("sharpen"),
 }

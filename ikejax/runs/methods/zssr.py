@@ -93,7 +93,8 @@ class _ZSSRBase(PerImage):
 class ZSSR(_ZSSRBase):
   """`--method zssr`: ZSSR on `--kernel` (or MATLAB's bicubic)."""
   name = "zssr"
-  default_preset = "paper"
+  # ZSSR's own defaults (`paper`) leave the net dead on some images (docs/deviations.md).
+  default_preset = "kernelgan"
 
   def config(self, preset: str, scale: int, overrides: dict,
              kernel: Optional[str] = None) -> ZSSRMethodConfig:
