@@ -66,7 +66,7 @@ import optax
 from flax import linen as nn
 from flax import struct
 
-from ikejax import loop, ops, patches
+from ikejax import conv_grad, loop, ops, patches
 from ikejax.baselines import kernelgan
 from ikejax.nets import xavier_normal
 
@@ -192,7 +192,8 @@ class UpGenerator(nn.Module):
   """
   width: int = 64
   depth: int = 8
-  banded_stem: bool = True
+  banded_stem: bool = False
+  fast_grad: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -201,8 +202,11 @@ class UpGenerator(nn.Module):
     h = up
     for i in range(self.depth):
       last = i == self.depth - 1
-      stem = {"conv_general_dilated": ops.banded_conv_general_dilated} if (
-          i == 0 and self.banded_stem) else {}
+      if i == 0:
+        stem = {"conv_general_dilated": ops.banded_conv_general_dilated} if (
+            self.banded_stem) else {}
+      else:
+        stem = {"conv_general_dilated": conv_grad.conv_general_dilated} if self.fast_grad else {}
       h = nn.Conv(x.shape[-1] if last else self.width, (3, 3), padding="SAME",
                   kernel_init=init, bias_init=nn.initializers.zeros, name=f"conv{i}",
                   **stem)(h)

@@ -48,7 +48,7 @@ import optax
 from flax import linen as nn
 from flax import struct
 
-from ikejax import loop, ops
+from ikejax import conv_grad, loop, ops
 from ikejax.imaging import degrade, filters, kernels
 
 PyTree = Any
@@ -122,6 +122,7 @@ class ZSSRNet(nn.Module):
   width: int = 64
   depth: int = 8
   init_variance: float = 0.1
+  fast_grad: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -129,8 +130,12 @@ class ZSSRNet(nn.Module):
     h = x
     for i in range(self.depth):
       last = i == self.depth - 1
+      # The 64-channel layers take the fast filter gradient (`conv_grad`); the RGB ones are
+      # cheap as they are.
+      conv = ({"conv_general_dilated": conv_grad.conv_general_dilated}
+              if self.fast_grad and 0 < i < self.depth - 1 else {})
       h = nn.Conv(x.shape[-1] if last else self.width, (3, 3), padding="SAME",
-                  use_bias=False, kernel_init=init, name=f"conv{i}")(h)
+                  use_bias=False, kernel_init=init, name=f"conv{i}", **conv)(h)
       if not last:
         h = nn.relu(h)
     return x + h

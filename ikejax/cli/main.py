@@ -194,15 +194,21 @@ def _run_one(m, cfg, preset, ablations, image_path, out_dir, seed, hr_path, prog
   bar = None
   total = m.iterations(job.cfg)
 
-  def on_compiled(seconds):
-    print(f"compiled the training step in {seconds:.1f} s", file=sys.stderr)
-
-  def advance(n, losses):
+  def open_bar():
+    # Opened when training starts, not at the first update, so that rate and ETA count
+    # from the first iteration.
     nonlocal bar
-    if bar is None:
+    if bar is None and progress:
       from tqdm import tqdm
       bar = tqdm(total=total, desc=f"{job.stem} {m.name} x{cfg.scale}", unit="it",
                  file=sys.stderr, dynamic_ncols=True)
+
+  def on_compiled(seconds):
+    print(f"compiled the training step in {seconds:.1f} s", file=sys.stderr)
+    open_bar()
+
+  def advance(n, losses):
+    open_bar()
     bar.update(n)
     if losses:
       bar.set_postfix_str(losses)
