@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import scipy.ndimage
 
 from ikejax import ops
 from ikejax.imaging import degrade, image_io
+import cli_runner
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "DIV2KRK")
 needs_data = pytest.mark.skipif(not os.path.isdir(DATA),
@@ -152,9 +151,8 @@ def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
   for name in ("a", "b"):
     Image.fromarray(rng.integers(0, 255, (33, 41, 3), dtype=np.uint8)).save(src / f"{name}.png")
   out = tmp_path / "deg"
-  r = subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(src), "--scale", "2",
-                      "--kind", "div2krk", "--seed", "5", "--out", str(out)],
-                     capture_output=True, text=True, timeout=120)
+  r = cli_runner.run("ikejax.cli.degrade", "--hr", src, "--scale", "2", "--kind", "div2krk",
+                     "--seed", "5", "--out", out)
   assert r.returncode == 0, r.stderr
   assert sorted(os.listdir(out / "lr")) == ["a.png", "b.png"]
   assert np.asarray(Image.open(out / "lr" / "a.png")).shape == (16, 20, 3)
@@ -163,8 +161,8 @@ def test_cli_writes_folders_a_folder_run_can_take(tmp_path):
   np.testing.assert_allclose(k, np.load(out / "kernels" / "b.npy"))
   params = json.loads((out / "params" / "b.json").read_text())
   assert params["seed"] == 6 and params["kind"] == "div2krk"
-  r = subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(tmp_path / "no.png"),
-                      "--kind", "median", "--out", str(out)], capture_output=True, text=True)
+  r = cli_runner.run("ikejax.cli.degrade", "--hr", tmp_path / "no.png", "--kind", "median",
+                     "--out", out)
   assert r.returncode == 2 and r.stderr.startswith("error: image file not found")
 
 
@@ -207,9 +205,8 @@ def test_score_kernels_reads_a_degraded_folder(tmp_path):
   src.mkdir()
   Image.fromarray(hr).save(src / "a.png")
   data, run = tmp_path / "deg", tmp_path / "run"
-  subprocess.run([sys.executable, "-m", "ikejax.cli.degrade", "--hr", str(src), "--scale", "2",
-                  "--kind", "taps", "--seed", "1", "--out", str(data)], check=True,
-                 capture_output=True)
+  assert cli_runner.run("ikejax.cli.degrade", "--hr", src, "--scale", "2", "--kind", "taps",
+                        "--seed", "1", "--out", data).returncode == 0
   truth = np.load(data / "kernels" / "a.npy")
   run.mkdir()
   # A perfect estimate, in the operator-window convention runs write.

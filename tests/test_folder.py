@@ -12,6 +12,7 @@ from PIL import Image
 
 from ikejax.ike import configs
 from ikejax.runs import folder
+import cli_runner
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(log_every=2)
 
@@ -196,9 +197,7 @@ def test_process_share_and_listing(images):
 
 
 def _cli(*args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "ikejax.main", *args], capture_output=True,
-                        text=True, timeout=600, env=env)
+  return cli_runner.run("ikejax.main", *args, timeout=600)
 
 
 def test_cli_refuses_bad_folder_flags(images, tmp_path):

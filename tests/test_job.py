@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from PIL import Image
 
 from ikejax.ike import configs
 from ikejax.runs import folder, job, methods
+import cli_runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,9 +126,7 @@ def test_set_overrides_any_field_by_its_type():
 
 
 def test_set_flag_errors_are_one_line(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-m", "ikejax", "--set", "nope=1", "-o", str(tmp_path)],
-                     capture_output=True, text=True, timeout=120, env=env)
+  r = cli_runner.run("ikejax", "--set", "nope=1", "-o", tmp_path)
   lines = r.stderr.strip().splitlines()
   assert r.returncode == 2 and len(lines) == 1, r.stderr
   assert lines[0].startswith("error: --set nope: no field 'nope' in IKEConfig"), lines
@@ -146,10 +144,7 @@ def test_installed_commands(command):
 
 def test_short_flags_take_a_file_a_folder_or_a_glob(tmp_path):
   d = _images(tmp_path, ["a", "b"])
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax", "--method", "sharpen",
-                                   "--noprogress", *a], capture_output=True, text=True,
-                                  timeout=120, env=env)
+  run = lambda *a: cli_runner.run("ikejax", "--method", "sharpen", "--noprogress", *a)
   r = run("-i", str(d / "a.png"), "-o", str(tmp_path / "one"), "-s", "3")
   assert r.returncode == 0 and (tmp_path / "one" / "a_x3.png").exists(), r.stderr
   r = run("-i", str(d), "-o", str(tmp_path / "dir"))

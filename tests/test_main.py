@@ -2,20 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from ikejax.cli import main as cli
+import cli_runner
 
 
 def _run(*args, timeout=300):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "ikejax.main", *args], capture_output=True,
-                        text=True, timeout=timeout, env=env)
+  return cli_runner.run("ikejax.main", *args, timeout=timeout)
 
 
 def _smooth_image(h, w, seed=0):

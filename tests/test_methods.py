@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,12 +9,11 @@ from PIL import Image
 
 from ikejax.imaging import degrade, image_io
 from ikejax.runs import job
+import cli_runner
 
 
 def _run(*args, timeout=300):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", "ikejax.main", *args], capture_output=True,
-                        text=True, timeout=timeout, env=env)
+  return cli_runner.run("ikejax.main", *args, timeout=timeout)
 
 
 def _textured(h, w, seed):

@@ -1,9 +1,6 @@
 """Tests for ikejax.imaging.metrics: Y conversion, PSNR/SSIM against scikit-image, and the CLI."""
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -11,8 +8,8 @@ import pytest
 from skimage import metrics as skmetrics
 
 from ikejax.imaging import metrics
+import cli_runner
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _smooth_plus_noise(h, w, seed, noise=8.0):
@@ -132,10 +129,7 @@ def test_bad_scale():
 
 
 def _run_cli(*args):
-  env = dict(os.environ)
-  env['PYTHONPATH'] = os.pathsep.join(filter(None, [_REPO_ROOT, env.get('PYTHONPATH')]))
-  return subprocess.run([sys.executable, '-m', 'ikejax.cli.metrics', *args],
-                        capture_output=True, text=True, env=env, timeout=60, check=False)
+  return cli_runner.run('ikejax.cli.metrics', *args, timeout=60)
 
 
 def test_cli_prints_metrics(tmp_path):

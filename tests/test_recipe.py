@@ -1,9 +1,6 @@
 """The pieces beyond the paper: reference filters, Haar decode, son/father step, kernel prior."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +12,7 @@ from ikejax import patches
 from ikejax.ike import configs, kernel, train
 from ikejax.imaging import filters, kernels
 from ikejax.ike.model import build_model, init_variables
+import cli_runner
 
 # The son/father recipe on tiny nets (one compile for the step tests below).
 SELF_TINY = configs.get_config(
@@ -97,9 +95,7 @@ def test_sharpen_method_cli(tmp_path):
   hr = (255 * _image(48, 40)).round().astype(np.uint8)
   Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
   Image.fromarray(hr).save(tmp_path / "hr.png")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax.main", *a], capture_output=True,
-                                  text=True, timeout=300, env=env)
+  run = lambda *a: cli_runner.run("ikejax.main", *a)
   r = run("--method", "sharpen", "--image", str(tmp_path / "lr.png"), "--hr",
           str(tmp_path / "hr.png"), "--out", str(tmp_path / "out"), "--noprogress")
   assert r.returncode == 0, r.stderr
@@ -146,11 +142,8 @@ def test_kernel_cli_needs_a_son_preset(tmp_path):
   hr = (255 * _image(64, 64)).round().astype(np.uint8)
   Image.fromarray(hr[::2, ::2]).save(tmp_path / "lr.png")
   np.save(tmp_path / "k.npy", np.outer([1, 2, 1], [1, 2, 1]) / 16.0)
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ikejax.main", "--image",
-                                   str(tmp_path / "lr.png"), "--kernel", str(tmp_path / "k.npy"),
-                                   "--noprogress", *a], capture_output=True, text=True,
-                                  timeout=300, env=env)
+  run = lambda *a: cli_runner.run("ikejax.main", "--image", tmp_path / "lr.png", "--kernel",
+                                  tmp_path / "k.npy", "--noprogress", *a)
   r = run("--config", "paper", "--out", str(tmp_path / "a"))
   assert r.returncode == 2 and "--config default" in r.stderr.strip().splitlines()[-1]
   r = run("--config", "default", "--iters", "2", *SMALL, "--out", str(tmp_path / "b"))
@@ -165,11 +158,8 @@ def test_default_recipe_folder_run_makes_sons_with_each_images_estimate(tmp_path
   for i in range(2):
     Image.fromarray((255 * _image(48, 48, seed=i)).round().astype(np.uint8)).save(
         lr_dir / f"im_{i}.png")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-m", "ikejax.main", "--config", "default", "--iters", "2",
-                      *SMALL,
-                      "--images", str(lr_dir), "--out", str(tmp_path / "o"), "--batch", "2",
-                      "--noprogress"], capture_output=True, text=True, timeout=300, env=env)
+  r = cli_runner.run("ikejax.main", "--config", "default", "--iters", "2", *SMALL,
+                     "--images", lr_dir, "--out", tmp_path / "o", "--batch", "2", "--noprogress")
   assert r.returncode == 0, r.stderr
   for i in range(2):
     rec = json.loads((tmp_path / "o" / f"im_{i}_x2.json").read_text())

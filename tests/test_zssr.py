@@ -1,20 +1,17 @@
 """ZSSR: the augmentation's warps, sons, the lr policy, the self-ensemble, restoration, CLI."""
 
-import json
 import math
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ikejax import ops
 from ikejax.baselines import zssr
 from ikejax.cli import main
 from ikejax.imaging import degrade, filters, kernels, metrics, resize
+import cli_runner
 
 
 def _ramp(h, w):
@@ -154,7 +151,5 @@ def test_zssr_and_kernelgan_zssr_run_through_the_job_path(tmp_path):
     (("--method", "zssr", "--set", "zssr.test_every=100"), "lr_slope_range"),
 ])
 def test_bad_zssr_settings_are_one_error_line(args, needle, tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  r = subprocess.run([sys.executable, "-m", "ikejax.main", *args, "--out", str(tmp_path)],
-                     capture_output=True, text=True, timeout=120, env=env)
+  r = cli_runner.run("ikejax.main", *args, "--out", tmp_path, timeout=120)
   assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
