@@ -3,11 +3,10 @@
 import io
 import json
 import os
-import struct
-import zlib
 
 import numpy as np
 from PIL import Image
+import png
 import pytest
 import scipy.io
 
@@ -124,23 +123,31 @@ def test_rgb_png(tmp_path):
   np.testing.assert_array_equal(loaded.pixels, pixels)
 
 
-def test_rgba_drops_alpha(tmp_path):
+def test_rgba_keeps_alpha_aside(tmp_path):
   rgba = np.concatenate([_rgb(), np.full((6, 7, 1), 255, np.uint8)], axis=-1)
-  rgba[0, 0, 3] = 0  # Alpha is dropped, not composited: pixel keeps its colour.
+  rgba[0, 0, 3] = 0  # Alpha is kept aside, not composited: pixel keeps its colour.
   path = tmp_path / 'rgba.png'
   Image.fromarray(rgba, 'RGBA').save(path)
   loaded = image_io.read_image(path)
   assert loaded.pixels.shape == (6, 7, 3) and loaded.bit_depth == 8
   np.testing.assert_array_equal(loaded.pixels, rgba[:, :, :3])
+  np.testing.assert_array_equal(loaded.alpha, rgba[:, :, 3])
+  image_io.save_image(tmp_path / 'back.png', loaded.pixels, alpha=loaded.alpha)
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'back.png')), rgba)
 
 
-def test_la_drops_alpha(tmp_path):
+def test_la_keeps_alpha_aside(tmp_path):
   la = np.stack([_rgb()[:, :, 0], np.full((6, 7), 128, np.uint8)], axis=-1)
   path = tmp_path / 'la.png'
   Image.fromarray(la, 'LA').save(path)
   loaded = image_io.read_image(path)
   assert loaded.was_gray and loaded.bit_depth == 8
   np.testing.assert_array_equal(loaded.pixels, np.repeat(la[:, :, :1], 3, axis=-1))
+  np.testing.assert_array_equal(loaded.alpha, la[:, :, 1])
+  image_io.save_image(tmp_path / 'back.png', loaded.pixels, gray=True, alpha=loaded.alpha)
+  back = Image.open(tmp_path / 'back.png')
+  assert back.mode == 'LA'
+  np.testing.assert_array_equal(np.asarray(back), la)
 
 
 def test_gray_l(tmp_path):
@@ -230,41 +237,24 @@ def test_cmyk_jpeg(tmp_path):
   assert np.abs(loaded.pixels.astype(int) - rgb).max() <= 3
 
 
-def _decode_sub_png16(data):
-  """Independent decoder for the 48-bit PNGs save_image writes (filter 0 or 1 rows)."""
-  assert data[:8] == b'\x89PNG\r\n\x1a\n'
-  pos, idat, header = 8, b'', None
-  while pos < len(data):
-    (length,) = struct.unpack('>I', data[pos:pos + 4])
-    kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-    (crc,) = struct.unpack('>I', data[pos + 8 + length:pos + 12 + length])
-    assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-    if kind == b'IHDR':
-      header = struct.unpack('>IIBBBBB', body)
-    elif kind == b'IDAT':
-      idat += body
-    pos += 12 + length
-  width, height, depth, colour, _, _, interlace = header
-  assert (depth, colour, interlace) == (16, 2, 0)
-  raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * 6)
-  rows = raw[:, 1:].reshape(height, width, 6).astype(np.int64)
-  for y, kind in enumerate(raw[:, 0]):
-    assert kind in (0, 1)
-    if kind == 1:
-      rows[y] = np.cumsum(rows[y], axis=0) % 256
-  rows = rows.astype(np.uint8).reshape(height, width * 6)
-  return rows.view('>u2').reshape(height, width, 3).astype(np.uint16)
-
-
-def test_rgb_16bit_png_reads_as_8bit_high_byte(tmp_path):
-  pixels = np.random.default_rng(5).integers(0, 65536, (5, 6, 3)).astype(np.uint16)
+@pytest.mark.parametrize('alpha', [False, True])
+def test_rgb_16bit_png_round_trip(tmp_path, alpha):
+  rng = np.random.default_rng(5)
+  pixels = rng.integers(0, 65536, (5, 6, 3)).astype(np.uint16)
+  a = rng.integers(0, 65536, (5, 6)).astype(np.uint16) if alpha else None
   path = tmp_path / 'rgb16.png'
-  image_io.save_image(path, pixels)
-  np.testing.assert_array_equal(_decode_sub_png16(path.read_bytes()), pixels)
+  image_io.save_image(path, pixels, alpha=a)
+  w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+  assert (info['bitdepth'], info['planes']) == (16, 4 if alpha else 3)
+  stored = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(h, w, -1)
+  np.testing.assert_array_equal(stored[:, :, :3], pixels)
   loaded = image_io.read_image(path)
-  # Documented: Pillow decodes 48-bit PNG to 8 bits per channel (high byte).
-  assert loaded.bit_depth == 8 and loaded.pixels.dtype == np.uint8
-  np.testing.assert_array_equal(loaded.pixels, (pixels >> 8).astype(np.uint8))
+  assert loaded.bit_depth == 16 and loaded.pixels.dtype == np.uint16 and not loaded.was_gray
+  np.testing.assert_array_equal(loaded.pixels, pixels)
+  if alpha:
+    np.testing.assert_array_equal(loaded.alpha, a)
+  else:
+    assert loaded.alpha is None
 
 
 # --- Model range ----------------------------------------------------------------------------

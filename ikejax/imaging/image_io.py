@@ -4,7 +4,9 @@ Everything here runs on the host with numpy and Pillow; nothing touches JAX.
 The module covers:
 
 * reading images of the modes that benchmark data and user photos come in
-  (`read_image`), normalised to `[H, W, 3]` uint8 or uint16 arrays;
+  (`read_image`), normalised to `[H, W, 3]` uint8 or uint16 arrays, upright (EXIF
+  orientation applied), with their alpha channel and ICC profile kept aside;
+  16-bit colour PNGs through pypng (Pillow decodes them to 8 bits);
 * the map between integer pixels and the `[-1, 1]` range the IKE networks
   work in (`to_model_range`, `from_model_range`);
 * atomic writing of PNG images, text and JSON (`save_image`,
@@ -25,16 +27,16 @@ import dataclasses
 import json
 import math
 import hashlib
+import io
 import os
-import struct
 import tempfile
 from typing import IO, Any, Iterator, Sequence
 import zlib
 
-from absl import logging
 import numpy as np
 from PIL import Image
 from PIL import ImageFile
+import png  # pypng: 16-bit colour PNGs, which Pillow reads and writes as 8-bit
 import scipy.io
 import scipy.ndimage
 
@@ -99,12 +101,18 @@ class LoadedImage:
       'I', 'I;16*'). Palette and colour images are False even if every colour
       happens to be grey.
     path: the path the image was read from, or None for in-memory images.
+    alpha: `[H, W]` alpha channel of `pixels`' dtype, or None (no alpha).
+    icc_profile: the file's ICC colour profile (bytes), or None; copied to outputs.
+    orientation: the EXIF orientation (1-8) the pixels were turned from (1: as stored).
   """
 
   pixels: np.ndarray
   bit_depth: int
   was_gray: bool
   path: str | None = None
+  alpha: np.ndarray | None = None
+  icc_profile: bytes | None = None
+  orientation: int = 1
 
   def __post_init__(self):
     if self.bit_depth not in _DTYPE:
@@ -114,6 +122,10 @@ class LoadedImage:
     if self.pixels.dtype != _DTYPE[self.bit_depth]:
       raise ValueError(
           f'pixels dtype {self.pixels.dtype} does not match bit_depth {self.bit_depth}')
+    if self.alpha is not None and (self.alpha.shape != self.pixels.shape[:2]
+                                   or self.alpha.dtype != self.pixels.dtype):
+      raise ValueError(f'alpha must be [H, W] {self.pixels.dtype}, got '
+                       f'{self.alpha.shape} {self.alpha.dtype}')
 
 
 def _png_header(path: str) -> tuple[int, int] | None:
@@ -132,6 +144,40 @@ def _replicate_gray(gray: np.ndarray) -> np.ndarray:
   return np.repeat(gray[:, :, np.newaxis], 3, axis=2)
 
 
+def _alpha_from_pil(img: Image.Image) -> np.ndarray | None:
+  """The `[H, W]` uint8 alpha of an 8-bit Pillow image, or None."""
+  if img.mode in ('RGBA', 'LA', 'PA'):
+    return np.asarray(img.getchannel('A'), dtype=np.uint8).copy()
+  if img.mode in ('P', 'L', 'RGB') and 'transparency' in img.info:
+    return np.asarray(img.convert('RGBA').getchannel('A'), dtype=np.uint8).copy()
+  return None
+
+
+# EXIF orientation -> the turn that makes stored pixels `[H, W, ...]` upright (as
+# `PIL.ImageOps.exif_transpose`; tests check all eight against it).
+_ORIENT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _read_png16(path: str) -> tuple[np.ndarray, np.ndarray | None, bool]:
+  """A 16-bit colour or grey+alpha PNG through pypng: (`[H, W, 3]` uint16, alpha, was_gray)."""
+  width, height, rows, info = png.Reader(filename=path).asDirect()
+  planes = info['planes']
+  a = np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(height, width, planes)
+  gray = info['greyscale']
+  color = np.repeat(a[:, :, :1], 3, axis=2) if gray else a[:, :, :3]
+  alpha = a[:, :, -1].copy() if info['alpha'] else None
+  return np.ascontiguousarray(color), alpha, gray
+
+
 def _pixels_from_pil(img: Image.Image, path: str) -> tuple[np.ndarray, int, bool]:
   """Converts a fully loaded Pillow image to ([H, W, 3] pixels, bits, was_gray).
 
@@ -142,8 +188,8 @@ def _pixels_from_pil(img: Image.Image, path: str) -> tuple[np.ndarray, int, bool
   if mode == 'RGB':
     return np.asarray(img, dtype=np.uint8), 8, False
   if mode in ('RGBA', 'RGBX'):
-    # Alpha is dropped, not composited: the DIV2KRK LR PNGs carry a constant,
-    # fully opaque alpha channel, and compositing would change pixel values.
+    # Alpha is kept aside (`_alpha_from_pil`), not composited: the DIV2KRK LR PNGs
+    # carry a constant, fully opaque alpha channel.
     return np.asarray(img, dtype=np.uint8)[:, :, :3].copy(), 8, False
   if mode in ('L', 'LA', 'La', '1'):
     gray = np.asarray(img.convert('L'), dtype=np.uint8)
@@ -181,24 +227,24 @@ def read_image(path: PathLike) -> LoadedImage:
 
   Supported inputs and what they become:
 
-  * 'RGB' -> uint8; 'RGBA', 'RGBX' -> uint8 with the alpha channel dropped
+  * 'RGB' -> uint8; 'RGBA', 'RGBX' -> uint8 with the alpha channel in `alpha`
     (not composited onto a background).
   * 'L', '1', 'LA' -> uint8 grey replicated to three channels
-    (`was_gray=True`); '1' maps to {0, 255}; alpha is dropped.
+    (`was_gray=True`); '1' maps to {0, 255}; alpha in `alpha`.
   * 'P', 'PA' (palette) -> uint8 RGB, via RGBA when the palette has
     transparency.
   * 16-bit grayscale ('I;16', 'I;16B', ...; also 'I' when every value fits in
     [0, 65535]) -> uint16 replicated to three channels, `bit_depth=16`.
   * 'CMYK' (e.g. CMYK JPEG) and other colour modes -> Pillow's conversion to
-    uint8 RGB (no colour management: ICC profiles are ignored).
+    uint8 RGB (no colour management: the pixels stay in the file's colour space
+    and its ICC profile, in `icc_profile`, goes with them to the outputs).
   * 16-bit-per-channel colour PNGs (48-bit RGB, 64-bit RGBA, 32-bit grey plus
-    alpha): Pillow decodes these to 8 bits per channel, keeping the most
-    significant byte of each sample. They are returned as uint8 with
-    `bit_depth=8`, and a warning is logged about the lost precision.
+    alpha), which Pillow decodes to 8 bits, are read losslessly with pypng:
+    uint16, `bit_depth=16`.
 
-  EXIF orientation is not applied: pixels are returned in stored order, which
-  is what benchmark evaluation compares. Multi-frame files give their first
-  frame.
+  EXIF orientation is applied (`PIL.ImageOps.exif_transpose`): the pixels are
+  upright as a viewer shows them, and `orientation` says what was undone.
+  Multi-frame files give their first frame.
 
   Args:
     path: the image file.
@@ -220,8 +266,16 @@ def read_image(path: PathLike) -> LoadedImage:
       # Image.open only parses the header; load() forces the full decode so
       # truncated or corrupt data fail here rather than later.
       img.load()
-      pixels, bit_depth, was_gray = _pixels_from_pil(img, path_str)
       file_format = img.format
+      orientation = int(img.getexif().get(0x0112, 1) or 1)
+      icc = img.info.get('icc_profile') or None
+      header = _png_header(path_str) if file_format == 'PNG' else None
+      if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
+        pixels, alpha, was_gray = _read_png16(path_str)
+        bit_depth = 16
+      else:
+        pixels, bit_depth, was_gray = _pixels_from_pil(img, path_str)
+        alpha = _alpha_from_pil(img) if bit_depth == 8 else None
   except ImageError:
     raise
   except Image.DecompressionBombError as e:
@@ -238,13 +292,12 @@ def read_image(path: PathLike) -> LoadedImage:
     raise ImageError(
         f'cannot read image {path_str}: {type(e).__name__}: {_describe(e)}') from e
 
-  if file_format == 'PNG' and bit_depth == 8:
-    header = _png_header(path_str)
-    # Colour types 2, 4, 6 (RGB, grey+alpha, RGBA) at 16 bits lose precision.
-    if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
-      logging.warning('16-bit colour PNG read with 8 bits per channel (Pillow keeps only '
-                      'the high byte): %s', path_str)
-  return LoadedImage(pixels=pixels, bit_depth=bit_depth, was_gray=was_gray, path=path_str)
+  if orientation not in _ORIENT:
+    orientation = 1  # a broken tag: the pixels as stored
+  pixels = np.ascontiguousarray(_ORIENT[orientation](pixels))
+  alpha = None if alpha is None else np.ascontiguousarray(_ORIENT[orientation](alpha))
+  return LoadedImage(pixels=pixels, bit_depth=bit_depth, was_gray=was_gray, path=path_str,
+                     alpha=alpha, icc_profile=icc, orientation=orientation)
 
 
 def _max_value(bit_depth: int) -> int:
@@ -380,45 +433,43 @@ def same_file(a: str, b: str) -> bool:
     return False
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-  crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-  return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', crc)
-
-
-def _encode_png_rgb16(pixels: np.ndarray) -> bytes:
-  """Encodes `[H, W, 3]` uint16 pixels as a 48-bit truecolour PNG.
-
-  Pillow cannot write 16-bit-per-channel colour, so this writes the PNG
-  directly: non-interlaced, every row with the 'Sub' filter (type 1), which is
-  exact to compute with numpy and compresses smooth images much better than
-  no filter.
-  """
-  height, width, _ = pixels.shape
-  row_bytes = pixels.astype('>u2').reshape(height, width * 3).view(np.uint8)
-  # Sub filter: each byte minus the same byte of the previous pixel (6 bytes
-  # earlier), modulo 256; the first pixel of a row is stored as is.
-  filtered = row_bytes.copy()
-  filtered[:, 6:] = row_bytes[:, 6:] - row_bytes[:, :-6]
-  raw = np.concatenate([np.ones((height, 1), np.uint8), filtered], axis=1)
-  header = struct.pack('>IIBBBBB', width, height, 16, 2, 0, 0, 0)
-  return (_PNG_SIGNATURE + _png_chunk(b'IHDR', header) +
-          _png_chunk(b'IDAT', zlib.compress(raw.tobytes(), 6)) + _png_chunk(b'IEND', b''))
+def _write_png16(f: IO[bytes], pixels: np.ndarray, alpha: np.ndarray | None,
+                 icc_profile: bytes | None) -> None:
+  """16-bit PNG (grey `[H, W]` or RGB `[H, W, 3]`, optional alpha) with pypng."""
+  planes = [pixels] if pixels.ndim == 2 else [pixels[:, :, c] for c in range(3)]
+  if alpha is not None:
+    planes.append(alpha)
+  h, w = pixels.shape[:2]
+  rows = np.stack(planes, axis=-1).reshape(h, w * len(planes))
+  writer = png.Writer(w, h, greyscale=pixels.ndim == 2, alpha=alpha is not None, bitdepth=16,
+                      compression=6)
+  if icc_profile is None:
+    writer.write(f, rows)
+    return
+  buf = io.BytesIO()
+  writer.write(buf, rows)
+  chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+  # iCCP: profile name, NUL, compression method 0, zlib data; right after IHDR.
+  chunks.insert(1, (b'iCCP', b'icc\0\0' + zlib.compress(icc_profile)))
+  png.write_chunks(f, chunks)
 
 
 def save_image(path: PathLike,
                pixels: np.ndarray,
                gray: bool = False,
-               protect: Sequence[PathLike] = ()) -> None:
+               protect: Sequence[PathLike] = (),
+               alpha: np.ndarray | None = None,
+               icc_profile: bytes | None = None) -> None:
   """Writes `pixels` to a PNG file atomically.
 
   Output formats:
 
-  * uint8 `[H, W, 3]` -> 24-bit RGB PNG; with `gray=True` -> 8-bit grey PNG.
-  * uint16 `[H, W, 3]` -> 48-bit RGB PNG, encoded directly with zlib because
-    Pillow cannot write 16-bit colour. Note that Pillow (and so `read_image`)
-    reads such a file back as 8-bit; other tools read all 16 bits.
-  * uint16 with `gray=True` -> 16-bit grey PNG (Pillow mode 'I;16').
+  * uint8 `[H, W, 3]` -> 24-bit RGB PNG (Pillow); with `gray=True` -> 8-bit grey.
+  * uint16 `[H, W, 3]` -> 48-bit RGB PNG, with `gray=True` 16-bit grey (pypng;
+    `read_image` reads all 16 bits back).
   * `[H, W]` or `[H, W, 1]` input is written as a grey PNG.
+  * `alpha` (`[H, W]`, the pixels' dtype) adds an alpha channel (RGBA, grey+alpha);
+    `icc_profile` is embedded as the file's colour profile.
 
   With `gray=True`, the grey value is the mean of the three channels, rounded
   to the nearest integer (halves to even).
@@ -455,14 +506,19 @@ def save_image(path: PathLike,
     raise ValueError(f'pixels must be [H, W, 3], [H, W, 1] or [H, W], got {pixels.shape}')
   if gray and pixels.ndim == 3:
     pixels = np.rint(pixels.mean(axis=-1, dtype=np.float64)).astype(pixels.dtype)
+  if alpha is not None:
+    alpha = np.asarray(alpha)
+    if alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype:
+      raise ValueError(f'alpha must be [H, W] {pixels.dtype}, got {alpha.shape} {alpha.dtype}')
 
   try:
     with atomic_write(path_str, 'wb') as f:
-      if pixels.ndim == 3 and pixels.dtype == np.uint16:
-        f.write(_encode_png_rgb16(pixels))
+      if pixels.dtype == np.uint16:
+        _write_png16(f, pixels, alpha, icc_profile)
       else:
-        # uint16 [H, W] becomes mode 'I;16'; uint8 gives 'L' or 'RGB'.
-        Image.fromarray(np.ascontiguousarray(pixels)).save(f, format='PNG')
+        img = Image.fromarray(np.ascontiguousarray(
+            pixels if alpha is None else np.dstack([pixels, alpha])))
+        img.save(f, format='PNG', **({'icc_profile': icc_profile} if icc_profile else {}))
   except OSError as e:
     raise ImageError(f'cannot write image {path_str}: {_describe(e)}') from e
 

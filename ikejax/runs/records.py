@@ -74,6 +74,19 @@ def versions() -> dict:
           "optax": optax.__version__, "numpy": np.__version__}
 
 
+def resized_alpha(loaded: image_io.LoadedImage, shape: tuple, scale: float
+                  ) -> Optional[np.ndarray]:
+  """The input's alpha resized for an output of `shape` `(H', W')`: MATLAB bicubic by
+  `scale`, clipped, cut (or edge-padded) to `shape`; None when the input has none."""
+  if loaded.alpha is None:
+    return None
+  top = float(2 ** loaded.bit_depth - 1)
+  a = resize.imresize(loaded.alpha.astype(np.float64)[:, :, None] / top, scale, "matlab")[:, :, 0]
+  a = a[:shape[0], :shape[1]]
+  a = np.pad(a, ((0, shape[0] - a.shape[0]), (0, shape[1] - a.shape[1])), mode="edge")
+  return np.rint(np.clip(a, 0.0, 1.0) * top).astype(loaded.alpha.dtype)
+
+
 def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np.ndarray,
                  scale: int, sr: np.ndarray, llr: Optional[np.ndarray],
                  est_kernel: np.ndarray, kernel_info: dict, protect: Sequence[str],
@@ -103,10 +116,13 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
   sr_px = image_io.from_model_range(sr, loaded.bit_depth)
   bic = resize.imresize(np.asarray(x, np.float64), float(s), "matlab")
   bic_px = image_io.from_model_range(bic, loaded.bit_depth)
-  image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect)
+  keep = {"icc_profile": loaded.icc_profile}  # the input's colour profile and alpha go on
+  image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect,
+                      alpha=resized_alpha(loaded, sr_px.shape[:2], s), **keep)
   if llr is not None:
-    image_io.save_image(outputs["llr"], image_io.from_model_range(llr, loaded.bit_depth),
-                        gray=loaded.was_gray, protect=protect)
+    llr_px = image_io.from_model_range(llr, loaded.bit_depth)
+    image_io.save_image(outputs["llr"], llr_px, gray=loaded.was_gray, protect=protect,
+                        alpha=resized_alpha(loaded, llr_px.shape[:2], 1.0 / s), **keep)
 
   to8 = lambda p: (p // 257).astype(np.uint8) if p.dtype == np.uint16 else p
   lr_big = np.repeat(np.repeat(to8(loaded.pixels), s, 0), s, 1)
@@ -133,6 +149,9 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
       "scale": s,
       "input_shape": list(loaded.pixels.shape), "output_shape": list(sr_px.shape),
       "bit_depth": loaded.bit_depth,
+      "alpha": loaded.alpha is not None,
+      "icc_profile": loaded.icc_profile is not None,
+      "exif_orientation": loaded.orientation,
       "versions": versions(),
       "device": {"platform": dev.platform, "kind": dev.device_kind,
                  "count": jax.device_count(), "host": platform.node()},
