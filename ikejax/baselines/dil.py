@@ -43,7 +43,7 @@ import optax
 import scipy.ndimage
 from flax import linen as nn
 
-from ikejax import loop, ops
+from ikejax import loop, ops, tiles
 from ikejax.imaging import degrade
 
 
@@ -247,12 +247,18 @@ def _apply(net, params, x):
   return net.apply({"params": params}, x)
 
 
-def super_resolve(result: DILResult, lr01: np.ndarray, scale: int, cfg: DILConfig) -> np.ndarray:
+def super_resolve(result: DILResult, lr01: np.ndarray, scale: int, cfg: DILConfig,
+                  tile: Optional[int] = None) -> np.ndarray:
   """`[H, W, 3]` in [0, 1] -> `[sH, sW, 3]`: bicubic x s, then the L-CNN on each channel.
 
   The upsampled image is reflect-padded by the L-CNN's reach first and
-  cropped back (zero padding per layer would darken a 5 px border).
+  cropped back (zero padding per layer would darken a 5 px border). `tile`: on
+  overlapping tiles of that side (`ikejax.tiles`), None: whole.
   """
+  if tile:
+    fn = lambda t: super_resolve(result, t, scale, cfg)
+    return np.asarray(tiles.map_tiles(fn, np.asarray(lr01, np.float64), scale, tile),
+                      np.float64)
   up = np.asarray(ops.imresize(np.asarray(lr01, np.float64), float(scale), "matlab"))
   r = cfg.depth
   padded = np.pad(up, ((r, r), (r, r), (0, 0)), mode="symmetric").astype(np.float32)

@@ -66,7 +66,7 @@ import optax
 from flax import linen as nn
 from flax import struct
 
-from ikejax import conv_grad, loop, ops, patches
+from ikejax import conv_grad, loop, ops, patches, tiles
 from ikejax.baselines import kernelgan
 from ikejax.nets import xavier_normal
 
@@ -538,10 +538,15 @@ def _upscale(params, x: jax.Array, *, width: int, depth: int) -> jax.Array:
   return jnp.clip(y, 0.0, 1.0)
 
 
-def super_resolve(params, lr01: np.ndarray, cfg: DualSRConfig) -> np.ndarray:
-  """G_UP on the whole image, `[h, w, 3]` in [0, 1] -> `[2h, 2w, 3]` in [0, 1] (`DualSR.eval`)."""
-  x = jnp.asarray(lr01, jnp.float32)
-  return np.asarray(_upscale(params, x, width=cfg.up_width, depth=cfg.up_depth), np.float64)
+def super_resolve(params, lr01: np.ndarray, cfg: DualSRConfig,
+                  tile: Optional[int] = None) -> np.ndarray:
+  """G_UP on the whole image, `[h, w, 3]` in [0, 1] -> `[2h, 2w, 3]` in [0, 1] (`DualSR.eval`);
+  on overlapping tiles of side `tile` when given (`ikejax.tiles`)."""
+  fn = lambda x: _upscale(params, jnp.asarray(x, jnp.float32), width=cfg.up_width,
+                          depth=cfg.up_depth)
+  x = np.asarray(lr01, np.float32)
+  out = tiles.map_tiles(fn, x, 2, tile) if tile else fn(x)
+  return np.asarray(out, np.float64)
 
 
 @dataclasses.dataclass
@@ -557,8 +562,10 @@ class DualSRResult:
 
 def fit(image01: np.ndarray, cfg: DualSRConfig, key: jax.Array, *,
         on_log: Optional[Callable[[int, dict], None]] = None,
-        on_compiled: Optional[Callable[[float], None]] = None) -> DualSRResult:
-  """Trains DualSR on one `[h, w, 3]` image in [0, 1]; returns G_UP's SR and G_DN's kernel.
+        on_compiled: Optional[Callable[[float], None]] = None,
+        tile: Optional[int] = None) -> DualSRResult:
+  """Trains DualSR on one `[h, w, 3]` image in [0, 1]; returns G_UP's SR (on tiles of side
+  `tile`, None: whole) and G_DN's kernel.
 
   Raises:
     ValueError: the image is smaller than the crop.
@@ -579,7 +586,7 @@ def fit(image01: np.ndarray, cfg: DualSRConfig, key: jax.Array, *,
       on_log=None if on_log is None else lambda done, per_job, _: on_log(done, per_job[0]))
   state = res.state
   t0 = time.perf_counter()
-  sr01 = super_resolve(state.up, image01, cfg)
+  sr01 = super_resolve(state.up, image01, cfg, tile)
   inference = time.perf_counter() - t0
   _, g_dn, _ = _models(cfg)
   k = np.asarray(kernelgan.generator_kernel(g_dn, state.dn, cfg.kernel_size), np.float64)

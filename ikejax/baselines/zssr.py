@@ -48,7 +48,7 @@ import optax
 from flax import linen as nn
 from flax import struct
 
-from ikejax import conv_grad, loop, ops
+from ikejax import conv_grad, loop, ops, tiles
 from ikejax.imaging import degrade, filters, kernels
 
 PyTree = Any
@@ -387,9 +387,13 @@ class ZSSRResult:
 
 
 def final_sr(params: PyTree, lr01: np.ndarray, kernel: jax.Array, cfg: ZSSRConfig,
-             sf: int) -> np.ndarray:
+             sf: int, tile: Optional[int] = None) -> np.ndarray:
   """ZSSR's `final_test`: the (8-way) geometric self-ensemble, each output back-projected,
-  their median, back-projected again. `[H, W, 3] -> [sf*H, sf*W, 3]` in [0, 1]."""
+  their median, back-projected again. `[H, W, 3] -> [sf*H, sf*W, 3]` in [0, 1]; on
+  overlapping tiles of side `tile` when given (`ikejax.tiles`)."""
+  if tile:
+    fn = lambda t: final_sr(params, t, kernel, cfg, sf)
+    return np.asarray(tiles.map_tiles(fn, np.asarray(lr01, np.float32), sf, tile), np.float64)
   bp = jax.jit(back_projection, static_argnames=("sf", "iters"))
   x = jnp.asarray(lr01, jnp.float32)
   outs = []
@@ -403,7 +407,8 @@ def final_sr(params: PyTree, lr01: np.ndarray, kernel: jax.Array, cfg: ZSSRConfi
 
 
 def fit(lr01: np.ndarray, stages: Sequence[Stage], cfg: ZSSRConfig, key: jax.Array, *,
-        on_log: Optional[Callable[[int, dict], None]] = None) -> ZSSRResult:
+        on_log: Optional[Callable[[int, dict], None]] = None,
+        tile: Optional[int] = None) -> ZSSRResult:
   """ZSSR on one image: each stage trained (`loop.fit_loop`, stopped by the lr floor)
   and post-processed; a stage's output becomes a fathers' source for the next.
 
@@ -412,6 +417,7 @@ def fit(lr01: np.ndarray, stages: Sequence[Stage], cfg: ZSSRConfig, key: jax.Arr
     stages: the jumps (one, or x2 then x4 for gradual SR), kernels as given (`son_kernel`
       moves them onto the grid).
     on_log: `on_log(iterations done in all stages, metrics)` at each test.
+    tile: each stage's final SR on overlapping tiles of this side (None: whole).
   """
   x = jnp.asarray(lr01, jnp.float32)
   state = create_state(key, cfg)
@@ -466,7 +472,7 @@ def fit(lr01: np.ndarray, stages: Sequence[Stage], cfg: ZSSRConfig, key: jax.Arr
     compile_s += res.compile_seconds
     train_s += res.train_seconds
     t0 = time.perf_counter()
-    sr01 = final_sr(state.params, lr01, kernel, cfg, stage.sf)
+    sr01 = final_sr(state.params, lr01, kernel, cfg, stage.sf, tile)
     infer_s += time.perf_counter() - t0
     sources.append(jnp.asarray(sr01, jnp.float32))
     maps.append(_loss_map(sr01, cfg))

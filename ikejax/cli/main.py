@@ -54,6 +54,9 @@ _define("multi_string", "set", [], "FIELD=VALUE: set any field of the method's c
         "zssr.FIELD); repeatable.")
 _define("integer", "iters", None, "training iterations (default: the preset's).")
 _define("integer", "seed", 0, "PRNG seed.")
+_define("integer", "tile", None, "whole-image inference on overlapping tiles of this side (input "
+        "px, at least 64), which bounds memory on large photos; 0: the whole image at once; "
+        "default: whole up to 2 megapixels, else 512 on CPU and 1024 on accelerators.")
 _define("integer", "crop", None, "training crop side (default: the preset's, 128).")
 _define("list", "ablate", [], "ablation switches: no_energy, two_way, no_residual, "
         "no_csr_bwd, no_inter.")
@@ -151,11 +154,12 @@ def make_config(method, preset: str, scale: int, overrides: dict, assignments=()
 
 
 def run(image_path, out_dir, preset=None, seed=0, *, method="ike", scale=2, overrides=None,
-        assignments=(), hr_path=None, progress=True, kernel_spec=None) -> dict:
+        assignments=(), hr_path=None, progress=True, kernel_spec=None, tile=None) -> dict:
   """One image (None: the embedded default job) through the job path, every output written.
 
   `overrides`: config fields (IKE also takes `ablations`); `assignments`: `--set`'s
-  `FIELD=VALUE` strings. Returns the record.
+  `FIELD=VALUE` strings; `tile`: `--tile` (None: by image size and backend). Returns the
+  record.
 
   Raises:
     UserError, ImageError, NonFiniteLossError: with one-line messages.
@@ -169,11 +173,17 @@ def run(image_path, out_dir, preset=None, seed=0, *, method="ike", scale=2, over
   cfg = make_config(m, preset, scale, dict(overrides or {}), assignments, kernel_spec)
   ablations = list((overrides or {}).get("ablations", ()))
   return _run_one(m, cfg, preset, ablations, image_path, out_dir, seed, hr_path, progress,
-                  kernel_spec)
+                  kernel_spec, _check_tile(tile))
+
+
+def _check_tile(tile):
+  if tile is not None and tile != 0 and tile < 64:
+    raise UserError(f"--tile must be 0 (whole image) or at least 64, got {tile}")
+  return tile
 
 
 def _run_one(m, cfg, preset, ablations, image_path, out_dir, seed, hr_path, progress,
-             kernel_spec) -> dict:
+             kernel_spec, tile=None) -> dict:
   """One image through the job path, with messages and a progress bar; returns the record."""
   import jax
 
@@ -217,7 +227,7 @@ def _run_one(m, cfg, preset, ablations, image_path, out_dir, seed, hr_path, prog
   print(f"running {m.name} x{cfg.scale} on {job.stem} ({w}x{h}, {jax.devices()[0].platform})",
         file=sys.stderr)
   ctx = job_lib.Context(single=True, progress=advance if progress else None,
-                        on_compiled=on_compiled,
+                        on_compiled=on_compiled, tile=tile,
                         info={"preset": preset, "ablations": ablations})
   records = []
   try:
@@ -256,7 +266,8 @@ def main(argv):
       raise UserError(f"--{flag} needs a folder input (-i DIR or a glob)")
   preset, cfg = _config(m)
   record = _run_one(m, cfg, preset, list(FLAGS.ablate) if m.name == "ike" else [], path,
-                    FLAGS.out, FLAGS.seed, FLAGS.hr, FLAGS.progress, FLAGS.kernel)
+                    FLAGS.out, FLAGS.seed, FLAGS.hr, FLAGS.progress, FLAGS.kernel,
+                    _check_tile(FLAGS.tile))
   line = f"wrote {record['outputs']['sr']} {tuple(record['output_shape'])}"
   for name, sc in record["scores"].items():
     name = m.name if name == "ikejax" and m.name != "ike" else name
@@ -301,7 +312,8 @@ def run_folder_cli(m, spec: str) -> None:
         ablations=FLAGS.ablate if m.name == "ike" else (), seed=FLAGS.seed,
         batch_size=FLAGS.batch, gt_dir=FLAGS.gt, kernel_spec=FLAGS.kernel,
         checkpoint_every=FLAGS.checkpoint_every, process_index=jax.process_index(),
-        process_count=jax.process_count(), progress=FLAGS.progress)
+        process_count=jax.process_count(), progress=FLAGS.progress,
+        tile=_check_tile(FLAGS.tile))
   except folder.FolderError as e:
     raise UserError(str(e)) from None
   _report_folder(jobs)

@@ -276,7 +276,8 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
                gt_dir: Optional[str] = None, kernel_spec: Optional[str] = None,
                checkpoint_every: int = 0, process_index: int = 0, process_count: int = 1,
                progress: bool = True,
-               on_image_done: Optional[Callable[[Job], None]] = None) -> list[Job]:
+               on_image_done: Optional[Callable[[Job], None]] = None,
+               tile: Optional[int] = None) -> list[Job]:
   """Runs every image of `spec` (this process's share) with one method; writes the manifest.
 
   Args:
@@ -292,6 +293,7 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
     process_index, process_count: this process's share (`jax.distributed`).
     progress: one progress bar for the whole run.
     on_image_done: called after each image's outputs and manifest row.
+    tile: whole-image inference on tiles of this side (None: by size and backend; 0: whole).
 
   Returns:
     The jobs, with their manifest rows.
@@ -340,7 +342,8 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
 
   ctx = job_lib.Context(batch=batch_size, progress=advance if bar is not None else None,
                         checkpoint_every=checkpoint_every, checkpoints=Checkpoints(out_dir),
-                        all_jobs=todo, info={"preset": preset, "ablations": list(ablations)})
+                        all_jobs=todo, tile=tile,
+                        info={"preset": preset, "ablations": list(ablations)})
   try:
     job_lib.run_jobs(m, todo, seed, ctx, on_done=done)
   finally:

@@ -105,6 +105,8 @@ class Context:
     on_compiled: called with a fit's compile time.
     all_jobs: every job the run trains (IKE pads a folder's images to one size).
     info: run-level fields every record carries (preset, ablations).
+    tile: whole-image inference on tiles of this side (`ikejax.tiles`): None picks by
+      image size and backend, 0 runs whole.
   """
   batch: int = 1
   devices: Optional[Sequence[Any]] = None
@@ -115,6 +117,14 @@ class Context:
   on_compiled: Optional[Callable[[float], None]] = None
   all_jobs: Sequence[Job] = ()
   info: dict = dataclasses.field(default_factory=dict)
+  tile: Optional[int] = None
+
+  def tile_for(self, job: "Job") -> Optional[int]:
+    """The tile side for the job's input (None: whole)."""
+    import jax
+    from ikejax import tiles
+    h, w = job.x.shape[:2]
+    return tiles.choose_tile(self.tile, h, w, jax.default_backend())
 
 
 class Method(Protocol):

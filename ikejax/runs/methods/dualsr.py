@@ -74,7 +74,7 @@ class DualSR(PerImage):
       last[0] = done
 
     res = dualsr.fit(lr01, cfg.dualsr, jax.random.key(seed), on_log=on_log,
-                     on_compiled=ctx.on_compiled)
+                     on_compiled=ctx.on_compiled, tile=ctx.tile_for(job))
     timings = {"compile_s": res.compile_seconds, "train_s": res.train_seconds,
                "s_per_iter": res.train_seconds / cfg.dualsr.iters,
                "inference_s": res.inference_seconds}

@@ -88,13 +88,16 @@ class IKE:
       return [self._fit_one(jobs[0], seed, ctx)]
     return self._fit_batch(jobs, seed, ctx)
 
-  def _outcome(self, job: Job, state, history, validation, timings, info) -> Outcome:
-    """Whole-image inference with a trained state, and what the record says of it."""
+  def _outcome(self, job: Job, state, history, validation, timings, info,
+               tile: Optional[int] = None) -> Outcome:
+    """Whole-image inference with a trained state (on tiles of side `tile`, None: whole),
+    and what the record says of it."""
     cfg = job.cfg
     t0 = time.perf_counter()
-    sr = infer.super_resolve(state, job.x, cfg)
+    sr = infer.super_resolve(state, job.x, cfg, tile=tile)
     timings = {**timings, "inference_s": time.perf_counter() - t0}
-    llr = infer.downscale(state, job.x, cfg)
+    llr = infer.downscale(state, job.x, cfg, tile=tile)
+    info = {**info, "tile": tile}
     son = job.extra.get("son_kernel")
     if son is None:  # the learned degradation as a blur kernel (exact with linear subnets)
       k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
@@ -129,7 +132,8 @@ class IKE:
                     on_compiled=ctx.on_compiled, son_kernel=None if son is None else son[0])
     timings = {"compile_s": res.compile_seconds, "train_s": res.train_seconds,
                "s_per_iter": res.train_seconds / max(1, cfg.iters)}
-    out = self._outcome(job, res.state, res.history, res.validation, timings, {})
+    out = self._outcome(job, res.state, res.history, res.validation, timings, {},
+                        tile=ctx.tile_for(job))
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -189,7 +193,8 @@ class IKE:
       t0 = time.perf_counter()
       out = self._outcome(job, batch_lib.take(host_state, i), res.histories[i],
                           res.validations[i] if res.validations else None, timings,
-                          {"batch": {"size": len(group), "devices": len(used)}})
+                          {"batch": {"size": len(group), "devices": len(used)}},
+                          tile=ctx.tile_for(job))
       out.seconds = train_each + time.perf_counter() - t0  # its share, and its inference
       outs.append(out)
     if ctx.checkpoint_every and ctx.checkpoints is not None:

@@ -61,8 +61,8 @@ class _KernelFirst(PerImage):
   default_preset = "paper"
 
   def _invert(self, job: Job, est: np.ndarray, d: dil.DILResult,
-              k_info: dict, history: list, timings: dict) -> Outcome:
-    """SR with the trained L-CNN, and the outcome of the job."""
+              k_info: dict, history: list, timings: dict, tile=None) -> Outcome:
+    """SR with the trained L-CNN (on tiles of side `tile`, None: whole), and the outcome."""
     cfg = job.cfg
     lr01 = (np.asarray(job.x, np.float64) + 1.0) / 2.0
     k_info = {**k_info, "drk": d.drk.tolist(), "pinv_terms_used": d.pinv_used}
@@ -71,7 +71,7 @@ class _KernelFirst(PerImage):
     offset = history[-1]["iteration"] if history else 0
     history = history + [{**h, "iteration": h["iteration"] + offset} for h in d.history]
     t0 = time.perf_counter()
-    sr01 = dil.super_resolve(d, lr01, cfg.scale, cfg.dil)
+    sr01 = dil.super_resolve(d, lr01, cfg.scale, cfg.dil, tile)
     timings["inference_s"] = time.perf_counter() - t0
     keys = LOSS_KEYS[cfg.method] + (LOSS_KEYS["issr-dil"] if cfg.kernelgan else ())
     return Outcome(sr=2.0 * sr01 - 1.0, kernel=est, kernel_info=k_info, history=history,
@@ -124,7 +124,8 @@ class KernelGANDIL(_KernelFirst):
     d = _dil_on_kernel(k_dil, cfg.dil, est)
     return self._invert(job, est, d,
                         {"source": "KernelGAN (x4: analytic kernel of the x2 estimate)",
-                         "raw_x2": res.kernel_x2.tolist()}, res.history, timings)
+                         "raw_x2": res.kernel_x2.tolist()}, res.history, timings,
+                        ctx.tile_for(job))
 
 
 class ISSRDIL(_KernelFirst):
@@ -167,7 +168,7 @@ class ISSRDIL(_KernelFirst):
       est = dil.stats_kernel(lr01, cfg.scale, cfg.dil)
       k_info = {"source": "image statistics (Eq. 5) at the centre of the delta range",
                 "sigma_o": dil.image_sigma(lr01)}
-    out = self._invert(job, est, d, k_info, [], {})
+    out = self._invert(job, est, d, k_info, [], {}, ctx.tile_for(job))
     if ctx.progress is not None:
       ctx.progress(1, "")
     return out

@@ -76,7 +76,7 @@ class _ZSSRBase(PerImage):
                                      f"lr {m['lr']:.0e}")
       last[0] = done
 
-    res = zssr.fit(lr01, stages, cfg.zssr, key, on_log=on_log)
+    res = zssr.fit(lr01, stages, cfg.zssr, key, on_log=on_log, tile=ctx.tile_for(job))
     if ctx.progress is not None:  # the lr floor stops stages early: finish the bar
       ctx.progress(max(0, len(stages) * cfg.zssr.max_iters - last[0]), "")
     offset = history[-1]["iteration"] if history else 0
