@@ -137,7 +137,8 @@ def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
 
   `[H, W, C] -> [H', W', C]` (or `[H, W] -> [H', W']`), with `H' = ceil(H *
   scale)` for `'matlab'` and `floor(H * scale)` for `'torch'`. Implemented as
-  two dense matrix products: exact, differentiable, and fast on small crops.
+  two dense matrix products (exact, differentiable, and fast on crops), or on axes over
+  `resize.DENSE_MAX` px as sums of gathered taps (linear in the pixel count).
 
   Args:
     x: image, NumPy (computed in float64 and returned as float64) or JAX
@@ -153,13 +154,24 @@ def imresize(x: Array, scale: float, kind: str = "matlab") -> Array:
     return resize.imresize(x, scale, kind)
   if kind not in RESIZE_KINDS:
     raise ValueError(f"unknown resize kind {kind!r}; expected one of {RESIZE_KINDS}")
-  mh = resize_matrix(x.shape[0], float(scale), kind)
-  mw = resize_matrix(x.shape[1], float(scale), kind)
-  mh = jnp.asarray(mh, x.dtype)
-  mw = jnp.asarray(mw, x.dtype)
-  hi = jax.lax.Precision.HIGHEST  # Keep float32 exact on TPU/GPU matmul units.
-  y = jnp.tensordot(mh, x, axes=(1, 0), precision=hi)
-  return jnp.moveaxis(jnp.tensordot(mw, y, axes=(1, 1), precision=hi), 0, 1)
+  return _resize_axis(_resize_axis(x, 0, float(scale), kind), 1, float(scale), kind)
+
+
+def _resize_axis(x: jax.Array, axis: int, scale: float, kind: str) -> jax.Array:
+  """One axis of `imresize`: a dense matrix product up to `resize.DENSE_MAX` px, gathered
+  taps above (linear in the pixel count)."""
+  n = x.shape[axis]
+  if n <= resize.DENSE_MAX:
+    m = jnp.asarray(resize_matrix(n, scale, kind), x.dtype)
+    hi = jax.lax.Precision.HIGHEST  # Keep float32 exact on TPU/GPU matmul units.
+    return jnp.moveaxis(jnp.tensordot(m, x, axes=(1, axis), precision=hi), 0, axis)
+  idx, w = resize.resize_taps(n, scale, kind)
+  xm = jnp.moveaxis(x, axis, 0)
+  shape = (-1,) + (1,) * (xm.ndim - 1)
+  out = sum(jnp.asarray(w[:, k], x.dtype).reshape(shape) * jnp.take(xm, jnp.asarray(idx[:, k]),
+                                                                     axis=0)
+            for k in range(idx.shape[1]))
+  return jnp.moveaxis(out, 0, axis)
 
 
 # ------------------------------------------------------------------------------

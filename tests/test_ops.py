@@ -182,3 +182,15 @@ def test_banded_conv_refuses_what_it_cannot_compute():
   x, w = jnp.ones((1, 8, 8, 1)), jnp.ones((3, 3, 1, 1))
   with pytest.raises(ValueError, match="stride-1"):
     ops.banded_conv_general_dilated(x, w, (2, 2), "VALID")
+
+
+@pytest.mark.parametrize("kind", ["matlab", "torch"])
+@pytest.mark.parametrize("scale", [2.0, 0.5, 1 / 3, 4.0])
+def test_imresize_taps_equal_the_dense_matrices(kind, scale, monkeypatch):
+  """Axes over `DENSE_MAX` px are resized by gathered taps: the same map as the matrices."""
+  x = np.random.default_rng(0).random((23, 41, 2))
+  dense_host, dense_jax = resize.imresize(x, scale, kind), ops.imresize(jnp.asarray(x), scale, kind)
+  monkeypatch.setattr(resize, "DENSE_MAX", 16)
+  np.testing.assert_allclose(resize.imresize(x, scale, kind), dense_host, atol=1e-12)
+  np.testing.assert_allclose(ops.imresize(jnp.asarray(x, jnp.float32), scale, kind), dense_jax,
+                             atol=1e-5)
