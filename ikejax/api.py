@@ -66,17 +66,19 @@ def estimate_kernel(image: ImageLike, scale: int = 2) -> tuple[np.ndarray, dict]
 
 
 def super_resolve(image: ImageLike, scale: int = 2, method: str = "ike",
-                  preset: Optional[str] = None, seed: int = 0, **overrides
-                  ) -> SuperResolution:
+                  preset: Optional[str] = None, seed: int = 0, tile: Optional[int] = None,
+                  **overrides) -> SuperResolution:
   """Super-resolves one LR image, zero-shot, with any method of the tool.
 
   Args:
     image: a path or an `[H, W(, 3)]` uint8 / uint16 array.
     scale: 2, 3 or 4.
     method: a name of `ikejax.runs.methods.REGISTRY` (`"ike"`, `"kernelgan"`,
-      `"issr-dil"`, `"zssr"`, `"kernelgan+zssr"`, `"bicubic"`, `"sharpen"`).
+      `"issr-dil"`, `"zssr"`, `"kernelgan+zssr"`, `"dualsr"`, `"bicubic"`, `"sharpen"`).
     preset: the method's config preset (default: its default, IKE's `"default"`).
     seed: the PRNG seed.
+    tile: whole-image inference on tiles of this side (`ikejax.tiles`; None: by image size
+      and backend, 0: whole).
     **overrides: config fields (IKE: `IKEConfig`'s, e.g. `iters=200`; kernelgan: `iters`;
       zssr: `iters`, its most iterations per jump).
 
@@ -99,7 +101,7 @@ def super_resolve(image: ImageLike, scale: int = 2, method: str = "ike",
                     x=image_io.to_model_range(loaded.pixels, loaded.bit_depth))
   m.prepare(cfg, job)
   t0 = time.perf_counter()
-  out = m.fit([job], seed, job_lib.Context(single=True))[0]
+  out = m.fit([job], seed, job_lib.Context(single=True, tile=tile))[0]
   if out.error is not None:
     raise NonFiniteLossError(out.error)
   record = {"method": m.name, "preset": preset, "seed": seed, "scale": scale,

@@ -333,7 +333,7 @@ def run_jobs(method: Method, jobs: Sequence[Job], seed: int, ctx: Context, *,
       try:
         if out.error is not None:
           raise NonFiniteLossError(out.error)
-        record = write(job, out, method, seed, ctx.info)
+        record = write(job, out, method, seed, {**ctx.info, "tile": ctx.tile_for(job)})
       except (ValueError, OSError, NonFiniteLossError) as e:
         if raise_errors:
           raise

@@ -97,7 +97,6 @@ class IKE:
     sr = infer.super_resolve(state, job.x, cfg, tile=tile)
     timings = {**timings, "inference_s": time.perf_counter() - t0}
     llr = infer.downscale(state, job.x, cfg, tile=tile)
-    info = {**info, "tile": tile}
     son = job.extra.get("son_kernel")
     if son is None:  # the learned degradation as a blur kernel (exact with linear subnets)
       k, k_info = kernel.ike_kernel(state.ema["flow"], cfg)
