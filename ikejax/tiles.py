@@ -120,4 +120,5 @@ def map_tiles(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: floa
       if on_tile is not None:
         on_tile(done, total)
   assert wsum.min() > 0, "every output pixel has a tile with weight"
-  return (acc / wsum[:, :, None])[:out_h, :out_w]
+  acc /= wsum[:, :, None]
+  return acc[:out_h, :out_w]

@@ -48,6 +48,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 _MAX_VALUE = {8: 255, 16: 65535}
 _DTYPE = {8: np.uint8, 16: np.uint16}
 _GRAY_16_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+_ICC_MODES = ('RGB', 'RGBA', 'RGBX', 'L', 'LA', 'P', 'PA') + _GRAY_16_MODES
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
@@ -236,14 +237,14 @@ def read_image(path: PathLike) -> LoadedImage:
   * 16-bit grayscale ('I;16', 'I;16B', ...; also 'I' when every value fits in
     [0, 65535]) -> uint16 replicated to three channels, `bit_depth=16`.
   * 'CMYK' (e.g. CMYK JPEG) and other colour modes -> Pillow's conversion to
-    uint8 RGB (no colour management: the pixels stay in the file's colour space
-    and its ICC profile, in `icc_profile`, goes with them to the outputs).
+    uint8 RGB (no colour management; their profile, of another colour space, is
+    dropped). RGB and grey files keep theirs in `icc_profile`, for the outputs.
   * 16-bit-per-channel colour PNGs (48-bit RGB, 64-bit RGBA, 32-bit grey plus
     alpha), which Pillow decodes to 8 bits, are read losslessly with pypng:
     uint16, `bit_depth=16`.
 
-  EXIF orientation is applied (`PIL.ImageOps.exif_transpose`): the pixels are
-  upright as a viewer shows them, and `orientation` says what was undone.
+  EXIF orientation is applied (as `PIL.ImageOps.exif_transpose` does): the pixels
+  are upright as a viewer shows them, and `orientation` says what was undone.
   Multi-frame files give their first frame.
 
   Args:
@@ -268,7 +269,8 @@ def read_image(path: PathLike) -> LoadedImage:
       img.load()
       file_format = img.format
       orientation = int(img.getexif().get(0x0112, 1) or 1)
-      icc = img.info.get('icc_profile') or None
+      # Kept only where the pixels stay in the profile's colour space (not CMYK -> RGB).
+      icc = (img.info.get('icc_profile') or None) if img.mode in _ICC_MODES else None
       header = _png_header(path_str) if file_format == 'PNG' else None
       if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
         pixels, alpha, was_gray = _read_png16(path_str)
@@ -346,13 +348,18 @@ def from_model_range(x: np.ndarray, bit_depth: int) -> np.ndarray:
       no pixel value; writing it silently would hide a diverged model).
   """
   max_value = _max_value(bit_depth)
-  x = np.asarray(x, dtype=np.float64)
+  x = np.asarray(x)
   num_nan = int(np.isnan(x).sum())
   if num_nan:
     raise ValueError(f'cannot convert to pixels: {num_nan} NaN values in array of shape '
                      f'{x.shape}')
-  scaled = (np.clip(x, -1.0, 1.0) + 1.0) / 2.0 * max_value
-  return np.rint(scaled).astype(_DTYPE[bit_depth])
+  out = np.empty(x.shape, _DTYPE[bit_depth])
+  flat, dst = x.reshape(-1), out.reshape(-1)
+  step = 1 << 22  # float64 in blocks: bounded memory on large images, the same values
+  for i in range(0, flat.size, step):
+    scaled = (np.clip(flat[i:i + step].astype(np.float64), -1.0, 1.0) + 1.0) / 2.0 * max_value
+    dst[i:i + step] = np.rint(scaled)
+  return out
 
 
 @contextlib.contextmanager

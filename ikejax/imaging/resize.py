@@ -107,8 +107,10 @@ def _resize_axis(x: np.ndarray, axis: int, scale: float, kind: str) -> np.ndarra
   xm = np.moveaxis(x, axis, 0)
   out = np.zeros((idx.shape[0],) + xm.shape[1:])
   shape = (-1,) + (1,) * (xm.ndim - 1)
-  for k in range(idx.shape[1]):
-    out += w[:, k].reshape(shape) * xm[idx[:, k]]
+  step = 256  # output lines per block: temporaries stay small on large images
+  for i in range(0, idx.shape[0], step):
+    for k in range(idx.shape[1]):
+      out[i:i + step] += w[i:i + step, k].reshape(shape) * xm[idx[i:i + step, k]]
   return np.moveaxis(out, 0, axis)
 
 

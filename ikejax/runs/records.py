@@ -114,8 +114,10 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
 
   s = scale
   sr_px = image_io.from_model_range(sr, loaded.bit_depth)
-  bic = resize.imresize(np.asarray(x, np.float64), float(s), "matlab")
-  bic_px = image_io.from_model_range(bic, loaded.bit_depth)
+  # One channel at a time: a float64 bicubic of a large photo is GBs.
+  bic_px = np.stack([image_io.from_model_range(
+      resize.imresize(np.asarray(x[:, :, c], np.float64), float(s), "matlab"), loaded.bit_depth)
+      for c in range(x.shape[2])], axis=-1)
   keep = {"icc_profile": loaded.icc_profile}  # the input's colour profile and alpha go on
   image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect,
                       alpha=resized_alpha(loaded, sr_px.shape[:2], s), **keep)
