@@ -86,6 +86,11 @@ _define("integer", "checkpoint_every", 0, "folder runs of ike: save the batch's 
 _define("bool", "distributed", False, "folder runs on several hosts: call "
         "jax.distributed.initialize (auto-detects SLURM, TPU pods, ...) and give "
         "each process its share of the images.")
+_define("string", "shard", None, "folder runs: i/N, take share i of N independent processes "
+        "(images i, i + N, ...; no coordinator, one may die alone); each writes "
+        "manifest.process<i>.json, joined by --merge.")
+_define("bool", "merge", False, "join the per-process manifests of -o OUT (from --shard or "
+        "--distributed) into its manifest.json, then exit.")
 _define("string", "coordinator_address", None, "with --distributed: host:port of process 0.")
 _define("integer", "num_processes", None, "with --distributed: number of processes.")
 _define("integer", "process_id", None, "with --distributed: this process's index.")
@@ -246,6 +251,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Hide backend-probing INFO lines.
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.merge:
+    return _merge()
   from ikejax.runs import methods
   m = methods.get(FLAGS.method)
   if m.name != "ike":
@@ -261,7 +268,7 @@ def main(argv):
       raise UserError("a folder run takes --gt GT_DIR for its ground truths, not --hr")
     return run_folder_cli(m, path)
   for flag in ("gt", "batch", "checkpoint_every", "distributed", "coordinator_address",
-               "num_processes", "process_id"):
+               "num_processes", "process_id", "shard"):
     if FLAGS[flag].present:
       raise UserError(f"--{flag} needs a folder input (-i DIR or a glob)")
   preset, cfg = _config(m)
@@ -273,6 +280,21 @@ def main(argv):
     name = m.name if name == "ikejax" and m.name != "ike" else name
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
   print(line)
+
+
+def _merge() -> None:
+  """`--merge -o OUT`: the per-process manifests of OUT joined into one."""
+  if any(FLAGS[n].value is not None for n in ("input", "image", "images")):
+    raise UserError("--merge takes only -o OUT (the folder of the shards' outputs)")
+  from ikejax.runs import folder
+  try:
+    counts = folder.merge_manifests(FLAGS.out)
+  except ValueError as e:
+    raise UserError(str(e).splitlines()[0]) from None
+  missing = counts.pop("missing_shares")
+  print(f"merged: {counts['done'] + counts['done earlier']} done, {counts['failed']} failed, "
+        f"{counts['pending']} pending; manifest in {FLAGS.out}"
+        + (f"; shares {missing} have no manifest yet" if missing else ""))
 
 
 def _report_folder(jobs) -> None:
@@ -293,6 +315,14 @@ def run_folder_cli(m, spec: str) -> None:
   if FLAGS.checkpoint_every < 0:
     raise UserError(f"--checkpoint_every must be >= 0, got {FLAGS.checkpoint_every}")
   from ikejax.runs import batch, folder
+  shard = None
+  if FLAGS.shard is not None:
+    if FLAGS.distributed:
+      raise UserError("--shard runs independent processes; it does not go with --distributed")
+    try:
+      shard = folder.parse_shard(FLAGS.shard)
+    except ValueError as e:
+      raise UserError(str(e)) from None
   batch.use_cpu_devices(FLAGS.batch)  # Only the CPU platform; before JAX starts.
   import jax
   if FLAGS.distributed:
@@ -311,8 +341,9 @@ def run_folder_cli(m, spec: str) -> None:
         spec, FLAGS.out, cfg, method=m.name, preset=preset,
         ablations=FLAGS.ablate if m.name == "ike" else (), seed=FLAGS.seed,
         batch_size=FLAGS.batch, gt_dir=FLAGS.gt, kernel_spec=FLAGS.kernel,
-        checkpoint_every=FLAGS.checkpoint_every, process_index=jax.process_index(),
-        process_count=jax.process_count(), progress=FLAGS.progress,
+        checkpoint_every=FLAGS.checkpoint_every,
+        process_index=shard[0] if shard else jax.process_index(),
+        process_count=shard[1] if shard else jax.process_count(), progress=FLAGS.progress,
         tile=_check_tile(FLAGS.tile))
   except folder.FolderError as e:
     raise UserError(str(e)) from None

@@ -100,6 +100,55 @@ def share(paths: Sequence[str], index: int, count: int) -> list[str]:
   return list(paths[index::count])
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+  """`'i/N'` -> `(i, N)`, `0 <= i < N` (`--shard`).
+
+  Raises:
+    ValueError: one line.
+  """
+  try:
+    i, n = (int(v) for v in text.split("/"))
+  except ValueError:
+    raise ValueError(f"--shard takes i/N (e.g. 0/4), got {text!r}") from None
+  if not 0 <= i < n:
+    raise ValueError(f"--shard i/N needs 0 <= i < N, got {text!r}")
+  return i, n
+
+
+def merge_manifests(out_dir: str) -> dict:
+  """Joins the per-process manifests of `out_dir` (`manifest.process<i>.json`, from
+  `--shard i/N` or `--distributed`) into `manifest.json` and `.csv`; returns the counts.
+
+  Raises:
+    ValueError: one line: none found, or shares of different runs (process counts).
+  """
+  paths = sorted(glob.glob(os.path.join(glob.escape(out_dir), "manifest.process*.json")))
+  if not paths:
+    raise ValueError(f"no manifest.process*.json in {out_dir} to merge")
+  parts = []
+  for p in paths:
+    try:
+      with open(p, encoding="utf-8") as f:
+        parts.append(json.load(f))
+    except (OSError, ValueError) as e:
+      raise ValueError(f"cannot read {p}: {e}") from None
+  counts = {m["run"]["process"][1] for m in parts}
+  if len(counts) != 1:
+    raise ValueError(f"{out_dir} holds shares of runs split {sorted(counts)} ways; merge one")
+  n = counts.pop()
+  found = sorted(m["run"]["process"][0] for m in parts)
+  rows = sorted((r for m in parts for r in m["images"]), key=lambda r: r["image"])
+  skipped = sorted({json.dumps(s, sort_keys=True) for m in parts for s in m.get("skipped", [])})
+  run = {**parts[0]["run"], "process": None, "merged_from": [os.path.basename(p) for p in paths],
+         "missing_shares": [i for i in range(n) if i not in found],
+         "skipped": [json.loads(s) for s in skipped]}
+  jobs = [Job(path=r["image"], stem="", outputs={"sr": r.get("sr") or ""}, row=r) for r in rows]
+  write_manifest(out_dir, jobs, run)
+  return {s: sum(r["status"] == s for r in rows)
+          for s in ("done", "done earlier", "failed", "pending")} | {
+              "missing_shares": run["missing_shares"]}
+
+
 def ground_truth(gt_dir: Optional[str], image: str) -> Optional[str]:
   """The file of `gt_dir` with the image's stem (any image extension), or None."""
   if gt_dir is None:
@@ -290,7 +339,7 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
     gt_dir: folder of ground truths matched by file stem (Y-PSNR/SSIM).
     kernel_spec: `--kernel` (a file, or a folder of each image's), or None.
     checkpoint_every: save a batch's state every this many iterations.
-    process_index, process_count: this process's share (`jax.distributed`).
+    process_index, process_count: this process's share (`jax.distributed` or `--shard`).
     progress: one progress bar for the whole run.
     on_image_done: called after each image's outputs and manifest row.
     tile: whole-image inference on tiles of this side (None: by size and backend; 0: whole).
