@@ -12,7 +12,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "ikejax")
 # Lowest first; a module may import its own layer and those below it.
 LAYERS = [
     ("imaging",),
-    ("ops", "conv_grad", "patches", "nets", "loop"),
+    ("ops", "conv_grad", "tiles", "patches", "nets", "loop"),
     ("ike",),
     ("baselines",),
     ("runs",),
