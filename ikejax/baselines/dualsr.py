@@ -186,9 +186,9 @@ class UpGenerator(nn.Module):
 
   3x3 convs with bias and zero padding, `width` channels, ReLU after all but the last;
   Kaiming-normal weights (PyTorch's `kaiming_normal_`, fan-in, ReLU gain: a plain normal,
-  not flax's truncated one), zero biases. The RGB stem runs as a banded matmul
-  (`ops.banded_conv_general_dilated`, the same function; XLA:CPU's direct conv with three
-  input channels is slow).
+  not flax's truncated one), zero biases. The 64-channel layers take `conv_grad`'s fast
+  filter gradient (`fast_grad`); the RGB stem stays a plain conv (`banded_stem=True`, the
+  banded matmul D's stem uses, is slower here: the same function either way).
   """
   width: int = 64
   depth: int = 8
