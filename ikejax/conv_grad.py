@@ -7,7 +7,7 @@ kernel) about five times slower, so that it dominates training of the 64-channel
 forward pass and the input gradient, and forms the filter gradient as a scan over blocks of
 a few output rows, each one small im2col matmul that stays in cache. A whole-image im2col
 is no faster: it is bound by memory bandwidth. Same function, same gradients (to float32
-rounding); other backends take the plain convolution.
+rounding); other backends take the plain convolution (`ops.cpu_convs`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from ikejax import ops
 
 _DN = ("NHWC", "HWIO", "NHWC")
 # Pixels (N x rows x W) per block of the filter gradient: its im2col block, pixels x
@@ -86,7 +88,7 @@ def conv2d(x: jax.Array, w: jax.Array, padding="SAME") -> jax.Array:
   """`[N, H, W, C] * [kh, kw, C, F] -> [N, H', W', F]`, stride 1: `lax.conv_general_dilated`
   with the blocked filter gradient on CPU. `padding`: 'SAME', 'VALID' or `((t, b), (l, r))`."""
   pads = _pads(padding, w.shape[0], w.shape[1])
-  if jax.default_backend() != "cpu":
+  if not ops.cpu_convs():
     return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=_DN)
   return _conv_padded(x, w, pads)
 

@@ -18,6 +18,7 @@ third_party/README.md):
 from __future__ import annotations
 
 import functools
+import os
 from typing import Optional, Union
 
 import jax
@@ -30,6 +31,28 @@ from ikejax.imaging.resize import RESIZE_KINDS, resize_matrix
 Array = Union[jax.Array, np.ndarray]
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+# The CPU-tuned convolution formulations (`conv2d_banded` for convs with few input
+# channels, `conv_grad`'s blocked filter gradient) compute the same functions as
+# `lax.conv_general_dilated`. 'auto' takes them on the CPU backend only, where they were
+# measured faster; 'cpu' and 'plain' force one or the other on every backend. Read when a
+# function is traced: set it before the first jit call (`--conv`, or IKEJAX_CONV).
+CONV_FORMULATIONS = ("auto", "cpu", "plain")
+_CONV = {"formulation": os.environ.get("IKEJAX_CONV", "auto")}
+
+
+def set_conv_formulation(name: str) -> None:
+  if name not in CONV_FORMULATIONS:
+    raise ValueError(f"conv formulation must be one of {CONV_FORMULATIONS}, got {name!r}")
+  _CONV["formulation"] = name
+
+
+def cpu_convs() -> bool:
+  """Whether the CPU-tuned formulations are in use (see `CONV_FORMULATIONS`)."""
+  name = _CONV["formulation"]
+  if name not in CONV_FORMULATIONS:
+    raise ValueError(f"IKEJAX_CONV must be one of {CONV_FORMULATIONS}, got {name!r}")
+  return name == "cpu" or (name == "auto" and jax.default_backend() == "cpu")
 
 
 def _xp(x: Array):
@@ -235,13 +258,17 @@ def conv2d_banded(x: jax.Array, kernel: jax.Array, padding: str = "SAME",
   output. It does (tile + kw - 1) / kw times the multiply-adds of a direct
   convolution, at matmul speed. Differentiable in both arguments. The
   default tile (16 outputs for up to 16 output channels, down to 4 for 64)
-  was the fastest measured on this project's CPU.
+  was the fastest measured on this project's CPU. Off the CPU (`cpu_convs()` false) it is
+  `lax.conv_general_dilated` itself.
   """
+  if padding not in ("SAME", "VALID"):
+    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+  if not cpu_convs():
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
   kh, kw, _, d = kernel.shape
   if padding == "SAME":
     x = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-  elif padding != "VALID":
-    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
   n, h, w, c = x.shape
   oh, ow = h - kh + 1, w - kw + 1
   b = min(tile or max(4, min(16, 256 // d)), ow)

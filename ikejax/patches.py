@@ -41,27 +41,47 @@ _CLIP_EPS = 10e-6
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
-def clip_extreme(im: np.ndarray, percent: float) -> np.ndarray:
-  """Clips a map at a percentile and rescales it to [0, 1].
+# The two forms of the gradient map: "official" is what KernelGAN, DualSR and IKE's
+# util.py compute; "rescaled" clips all three maps with `clip_rescaled` (this project's
+# earlier reading, which IKE's default recipe was tuned with).
+GRADIENT_MAPS = ("official", "rescaled")
 
-  Reproduces KernelGAN ``util.py`` ``clip_extreme``: the value at sorted
-  position ``int(n * percent)`` becomes 0 (and everything below it too), the
-  maximum becomes 1, values in between are rescaled linearly. When the pivot
-  equals the maximum (e.g. a constant map) the range is ``1e-5`` wide so every
-  value maps to 0.
+
+def clip_extreme(im: np.ndarray, percent: float) -> np.ndarray:
+  """KernelGAN / DualSR / IKE ``util.py`` ``clip_extreme``: an indicator of the top values.
+
+  With ``v_min`` the value at sorted position ``int(n * percent)`` and ``v_max`` the next
+  sorted value, returns ``clip(im, v_min, v_max) - v_min``: 0 up to the pivot, a constant
+  ``v_max - v_min`` above the next value (a scaled indicator of the top ``1 - percent``, as
+  the map is normalised to sum 1 afterwards). When that next value equals the pivot the
+  range is ``1e-5`` wide (the reference's ``10e-6``).
 
   Args:
     im: [H, W] float map.
     percent: quantile in [0, 1) of the pivot.
 
   Returns:
-    [H, W] float64 map with values in [0, 1].
+    [H, W] float64 map with values in [0, v_max - v_min].
   """
   im = np.asarray(im, np.float64)
   im_sorted = np.sort(im.ravel())
-  pivot = im_sorted[int(len(im_sorted) * percent)]
-  v_min = pivot
-  v_max = im_sorted[-1] if pivot < im_sorted[-1] else v_min + _CLIP_EPS
+  p = int(len(im_sorted) * percent)
+  v_min = im_sorted[p]
+  nxt = im_sorted[min(p + 1, len(im_sorted) - 1)]  # the reference indexes past the end there
+  v_max = nxt if nxt > v_min else v_min + _CLIP_EPS
+  return np.clip(im, v_min, v_max) - v_min
+
+
+def clip_rescaled(im: np.ndarray, percent: float) -> np.ndarray:
+  """The pivot of ``clip_extreme`` goes to 0 and the maximum to 1, linearly in between.
+
+  ``[H, W] -> [H, W]`` in [0, 1] (all 0 when the pivot is the maximum). The "rescaled"
+  gradient map; not what the official code computes (see ``GRADIENT_MAPS``).
+  """
+  im = np.asarray(im, np.float64)
+  im_sorted = np.sort(im.ravel())
+  v_min = im_sorted[int(len(im_sorted) * percent)]
+  v_max = im_sorted[-1] if v_min < im_sorted[-1] else v_min + _CLIP_EPS
   return (np.clip(im, v_min, v_max) - v_min) / (v_max - v_min)
 
 
@@ -84,15 +104,17 @@ def _zero_border(im: np.ndarray, edge: int) -> np.ndarray:
   return out
 
 
-def gradient_map(img: np.ndarray) -> np.ndarray:
+def gradient_map(img: np.ndarray, form: str = "official") -> np.ndarray:
   """Gradient-energy map of an image (KernelGAN ``create_gradient_map``).
 
   The gray image is ``0.299 R + 0.587 G + 0.114 B`` of the [0, 1] image
   (KernelGAN divides the uint8 image by 255 before calling it). From its
   ``np.gradient`` (gy along axis 0, gx along axis 1) three maps ``|gx|``,
-  ``|gy|`` and ``sqrt(gx^2 + gy^2)`` are made; each has a 5-px border zeroed,
-  is passed through ``clip_extreme(., 0.97)`` and normalised to sum 1 (a map
-  that sums to 0 contributes nothing); their sum is box-averaged over 5x5
+  ``|gy|`` and ``sqrt(gx^2 + gy^2)`` are made, each with a 5-px border zeroed.
+  ``form='official'``: ``|gx|`` and ``|gy|`` pass through ``clip_extreme(., 0.97)`` (top-3 %
+  indicators) and the magnitude stays as it is (the reference clips it too but sums the
+  unclipped one); ``'rescaled'``: all three through ``clip_rescaled``. Each is normalised
+  to sum 1 (a map that sums to 0 contributes nothing); their sum is box-averaged over 5x5
   (zero padding, as ``convolve2d(..., 'same')``) and divided by its mean, so
   that a non-zero map averages 1 (only relative values matter downstream).
 
@@ -109,10 +131,16 @@ def gradient_map(img: np.ndarray) -> np.ndarray:
   if h < 2 or w < 2:
     # np.gradient needs 2 samples per axis; such an image has no texture.
     return np.zeros((h, w), np.float64)
+  if form not in GRADIENT_MAPS:
+    raise ValueError(f"gradient map form must be one of {GRADIENT_MAPS}, got {form!r}")
   gy, gx = np.gradient(gray)
   combined = np.zeros((h, w), np.float64)
-  for g in (np.abs(gx), np.abs(gy), np.sqrt(gx**2 + gy**2)):
-    g = clip_extreme(_zero_border(g, _GRAD_WINDOW), _GRAD_PERCENT)
+  for i, g in enumerate((np.abs(gx), np.abs(gy), np.sqrt(gx**2 + gy**2))):
+    g = _zero_border(g, _GRAD_WINDOW)
+    if form == "rescaled":
+      g = clip_rescaled(g, _GRAD_PERCENT)
+    elif i < 2:
+      g = clip_extreme(g, _GRAD_PERCENT)
     total = g.sum()
     if np.isfinite(total) and total > 0:
       combined += g / total
@@ -220,8 +248,8 @@ def _nearest_upsample(im: np.ndarray, scale: int,
   return up
 
 
-def crop_probability_maps(img01: np.ndarray, g_crop: int, d_crop: int,
-                          scale: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_probability_maps(img01: np.ndarray, g_crop: int, d_crop: int, scale: int,
+                          form: str = "official") -> tuple[np.ndarray, np.ndarray]:
   """Probability maps for the generator and discriminator crops.
 
   As KernelGAN ``data.py`` ``create_prob_maps`` (reused by IKE
@@ -237,6 +265,7 @@ def crop_probability_maps(img01: np.ndarray, g_crop: int, d_crop: int,
     g_crop: G crop size (e.g. 128).
     d_crop: D crop size (e.g. ``g_crop // scale``).
     scale: integer SR scale (2, 3, 4, ...).
+    form: of the gradient maps (``gradient_map``).
 
   Returns:
     (p_g, p_d): two [H, W] float32 maps, each summing to 1.
@@ -244,9 +273,9 @@ def crop_probability_maps(img01: np.ndarray, g_crop: int, d_crop: int,
   img01 = np.asarray(img01, np.float64)
   h, w = img01.shape[:2]
   small = np.asarray(ops.imresize(img01, 1.0 / scale), np.float64)
-  g_grad = _nearest_upsample(gradient_map(small), int(scale), (h, w))
+  g_grad = _nearest_upsample(gradient_map(small, form), int(scale), (h, w))
   p_g = probability_map(g_grad, g_crop)
-  p_d = probability_map(gradient_map(img01), d_crop)
+  p_d = probability_map(gradient_map(img01, form), d_crop)
   return p_g, p_d
 
 
@@ -284,10 +313,10 @@ def centre_sampler(prob) -> CentreSampler:
   return CentreSampler(rows=_cdf(jnp.sum(prob, axis=1)), cols=_cdf(prob))
 
 
-def crop_samplers(img01: np.ndarray, g_crop: int, d_crop: int,
-                  scale: int) -> tuple[CentreSampler, CentreSampler]:
+def crop_samplers(img01: np.ndarray, g_crop: int, d_crop: int, scale: int,
+                  form: str = "official") -> tuple[CentreSampler, CentreSampler]:
   """``crop_probability_maps`` as the two samplers the training step draws from."""
-  p_g, p_d = crop_probability_maps(img01, g_crop, d_crop, scale)
+  p_g, p_d = crop_probability_maps(img01, g_crop, d_crop, scale, form)
   return centre_sampler(p_g), centre_sampler(p_d)
 
 

@@ -99,26 +99,36 @@ def map_tiles(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: floa
     raise ValueError(f"tile overlap {overlap} must be smaller than the tile ({th}x{tw})")
   oth, otw = round(scale * th), round(scale * tw)
   rows, cols = starts(H, th, overlap, align), starts(W, tw, overlap, align)
-  acc = wsum = None
+  # A tile's weight is the outer product of a row ramp and a column ramp, so the sum of
+  # weights over all tiles is the outer product of their placed sums: two vectors, not a
+  # second image-sized array.
+  row_w, col_w = np.zeros(round(scale * H), np.float64), np.zeros(round(scale * W), np.float64)
+  ramps_r, ramps_c = [], []
+  for i, r in enumerate(rows):
+    up = math.ceil(scale * (rows[i - 1] + th - r)) if i else 0
+    down = math.ceil(scale * (r + th - rows[i + 1])) if i + 1 < len(rows) else 0
+    ramps_r.append(_ramp(oth, up, down))
+    row_w[round(scale * r):round(scale * r) + oth] += ramps_r[-1]
+  for j, c in enumerate(cols):
+    left = math.ceil(scale * (cols[j - 1] + tw - c)) if j else 0
+    right = math.ceil(scale * (c + tw - cols[j + 1])) if j + 1 < len(cols) else 0
+    ramps_c.append(_ramp(otw, left, right))
+    col_w[round(scale * c):round(scale * c) + otw] += ramps_c[-1]
+  assert row_w.min() > 0 and col_w.min() > 0, "every output pixel has a tile with weight"
+  acc = None
   total, done = len(rows) * len(cols), 0
   for i, r in enumerate(rows):
     for j, c in enumerate(cols):
       y = np.asarray(fn(x[r:r + th, c:c + tw]), np.float32)
       if acc is None:
-        acc = np.zeros((round(scale * H), round(scale * W), y.shape[-1]), np.float32)
-        wsum = np.zeros(acc.shape[:2], np.float32)
-      # Ramps only where a neighbour overlaps: over the part shared with it.
-      up = math.ceil(scale * (rows[i - 1] + th - r)) if i else 0
-      down = math.ceil(scale * (r + th - rows[i + 1])) if i + 1 < len(rows) else 0
-      left = math.ceil(scale * (cols[j - 1] + tw - c)) if j else 0
-      right = math.ceil(scale * (c + tw - cols[j + 1])) if j + 1 < len(cols) else 0
-      wt = np.outer(_ramp(oth, up, down), _ramp(otw, left, right)).astype(np.float32)
+        acc = np.zeros((row_w.size, col_w.size, y.shape[-1]), np.float32)
+      wt = np.outer(ramps_r[i], ramps_c[j]).astype(np.float32)
       R, C = round(scale * r), round(scale * c)
       acc[R:R + oth, C:C + otw] += y * wt[:, :, None]
-      wsum[R:R + oth, C:C + otw] += wt
       done += 1
       if on_tile is not None:
         on_tile(done, total)
-  assert wsum.min() > 0, "every output pixel has a tile with weight"
-  acc /= wsum[:, :, None]
+  inv_c = (1.0 / col_w).astype(np.float32)[None, :, None]
+  for a in range(0, acc.shape[0], 256):  # in bands: no image-sized temporary
+    acc[a:a + 256] *= (1.0 / row_w[a:a + 256]).astype(np.float32)[:, None, None] * inv_c
   return acc[:out_h, :out_w]

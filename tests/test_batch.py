@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import jax
 import jax.numpy as jnp
@@ -88,6 +89,14 @@ def test_slots_are_a_multiple_of_the_devices_used():
   assert batch.slots_for(1, devs) == (1, ["d0"])
   assert batch.slots_for(3, devs) == (3, devs[:3])
   assert batch.slots_for(6, devs) == (8, devs)
+
+
+def test_the_default_batch_fills_every_accelerator_and_is_one_on_cpu():
+  gpu = [types.SimpleNamespace(platform="gpu")] * 8
+  assert batch.default_batch_size(gpu) == 8
+  assert batch.default_batch_size([types.SimpleNamespace(platform="cpu")] * 2) == 1
+  if jax.default_backend() == "cpu":
+    assert batch.default_batch_size() == 1  # unchanged results on CPU
 
 
 SCRIPT = textwrap.dedent("""

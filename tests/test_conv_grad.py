@@ -40,3 +40,44 @@ def test_flax_conv_takes_it_and_refuses_strides():
   strided = nn.Conv(4, (3, 3), strides=2, conv_general_dilated=conv_grad.conv_general_dilated)
   with pytest.raises(ValueError, match="stride-1"):
     strided.init(jax.random.key(0), x)
+
+
+def _primitives(f, *args) -> set:
+  """Primitive names of `f`'s program, nested ones included. `f` must be a new function
+  (a fresh lambda): `make_jaxpr` reuses the trace of a function it has seen."""
+  names = set()
+
+  def walk(jaxpr):  # a Jaxpr, or a ClosedJaxpr in an equation's params (jit, scan bodies)
+    for e in getattr(jaxpr, "jaxpr", jaxpr).eqns:
+      names.add(e.primitive.name)
+      for v in e.params.values():
+        if hasattr(v, "eqns") or hasattr(v, "jaxpr"):
+          walk(v)
+  walk(jax.make_jaxpr(f)(*args))
+  return names
+
+
+@pytest.mark.parametrize("name", ["cpu", "plain"])
+def test_the_conv_formulation_switch_changes_the_program_not_the_function(name, monkeypatch):
+  from ikejax import ops
+  monkeypatch.setitem(ops._CONV, "formulation", name)
+  x = jax.random.normal(jax.random.key(0), (1, 12, 10, 3))
+  w = jax.random.normal(jax.random.key(1), (5, 5, 3, 4))
+  ref = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DN)
+  np.testing.assert_allclose(ops.conv2d_banded(x, w), ref, rtol=1e-4, atol=1e-4)
+  banded = _primitives(lambda x, w: ops.conv2d_banded(x, w), x, w)
+  blocked = _primitives(jax.grad(lambda w: jnp.sum(conv_grad.conv2d(x, w))), w)
+  if name == "cpu":  # the banded matmul and the blocked (scanned) filter gradient
+    assert "dot_general" in banded and "conv_general_dilated" not in banded
+    assert "scan" in blocked
+  else:  # lax.conv itself, with XLA's own gradient
+    assert banded == {"conv_general_dilated"}
+    assert "scan" not in blocked and "dot_general" not in blocked
+
+
+def test_auto_takes_the_cpu_formulations_on_cpu_only(monkeypatch):
+  from ikejax import ops
+  monkeypatch.setitem(ops._CONV, "formulation", "auto")
+  assert ops.cpu_convs() == (jax.default_backend() == "cpu")
+  with pytest.raises(ValueError, match="conv formulation"):
+    ops.set_conv_formulation("fastest")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -133,6 +134,9 @@ def test_scores_with_ground_truth_and_a_changed_config_is_redone(tmp_path):
   assert float(rows["a.png"]["psnr_y"]) > 10 and float(rows["a.png"]["bicubic_psnr_y"]) > 10
   assert rows["b.png"]["status"] == "done" and rows["b.png"]["psnr_y"] == ""
   assert "no ground truth" in rows["b.png"]["error"]
+  # No --batch: one image per local accelerator, 1 on CPU (results as before the default).
+  expected = 1 if jax.default_backend() == "cpu" else jax.local_device_count()
+  assert json.loads((out / "manifest.json").read_text())["run"]["batch"] == expected
   folder.run_folder(str(lr), str(out), CFG.replace(lambda_tv=2.0), progress=False)
   row = _manifest(out)["a.png"]
   assert row["status"] == "done" and "redone" in row["error"] and "other settings" in row["error"]

@@ -39,6 +39,8 @@ def test_cli_end_to_end_odd_size_x3(tmp_path):
   assert record["config"]["scale"] == 3 and record["seed"] == 0
   assert set(record["timings"]) >= {"compile_s", "train_s", "inference_s"}
   assert "csr_fwd" in record["final_losses"] and "jax" in record["versions"]
+  assert record["numerics"] == {"matmul_precision": "highest",
+                                "cpu_convs": record["device"]["platform"] == "cpu"}
   assert "warning" in r.stderr  # 31x29 is smaller than the tiny config's 32 px crop.
   assert path.read_bytes() == before
   assert not [p for p in os.listdir(out) if p.startswith(".") or p.endswith(".tmp")]
@@ -53,6 +55,16 @@ def test_run_small_16bit_gray_image(tmp_path):
   assert "24 px" in record["crop_warning"]
   out = Image.open(tmp_path / "o" / "g16_x2.png")
   assert out.mode in ("I;16", "I") and out.size == (56, 48)
+
+
+def test_conv_and_precision_flags_reach_the_run_and_its_record(tmp_path):
+  path = tmp_path / "im.png"
+  Image.fromarray(_smooth_image(40, 40)).save(path)
+  r = _run("-i", str(path), "--config", "tiny", "--iters", "2", "-o", str(tmp_path / "o"),
+           "--noprogress", "--conv", "plain", "--precision", "fast")
+  assert r.returncode == 0, r.stderr
+  record = json.loads((tmp_path / "o" / "im_x2.json").read_text())
+  assert record["numerics"] == {"matmul_precision": "default", "cpu_convs": False}
 
 
 def _write_truncated_png(path):
@@ -109,7 +121,8 @@ def test_cli_rejects_a_mismatched_hr_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [(("--scale", "abc"), "scale"),
-                                          (("--bogus", "1"), "bogus")])
+                                          (("--bogus", "1"), "bogus"),
+                                          (("--conv", "fastest"), "conv")])
 def test_a_bad_or_unknown_flag_is_one_error_line_and_exit_2(args, needle):
   r = _run(*args)
   assert r.returncode == 2, (r.returncode, r.stderr)

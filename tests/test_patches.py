@@ -35,38 +35,42 @@ def _box_mean_zero_pad(x: np.ndarray, k: int) -> np.ndarray:
 # ------------------------------------------------------------------------------
 
 
-def test_clip_extreme_known_values():
+def test_clip_extreme_is_the_references_top_values_indicator():
   rng = np.random.default_rng(0)
   im = rng.permutation(100).astype(np.float64).reshape(10, 10)
   out = patches.clip_extreme(im, 0.97)
-  # Pivot is sorted[int(100 * 0.97)] = 97, max is 99: range [97, 99].
-  expected = np.where(im <= 97, 0.0, (im - 97.0) / 2.0)
-  np.testing.assert_allclose(out, expected)
-  assert out[im == 98].item() == pytest.approx(0.5)
-  assert out[im == 99].item() == pytest.approx(1.0)
+  # Pivot sorted[int(100 * 0.97)] = 97, the next value 98: clip to [97, 98], minus 97.
+  np.testing.assert_array_equal(out, np.where(im >= 98, 1.0, 0.0))
   assert out.shape == im.shape
 
 
 def test_clip_extreme_small_percent_loop():
   im = np.array([[3.0, 1.0, 4.0], [1.0, 5.0, 9.0]])
   out = patches.clip_extreme(im, 0.5)
-  flat = sorted(im.ravel().tolist())
-  v_min, v_max = flat[3], flat[-1]  # int(6 * 0.5) = 3 -> 4.0; max 9.0.
+  v_min, v_max = 4.0, 5.0  # sorted[int(6 * 0.5)] = 4.0, then 5.0
   for idx in np.ndindex(im.shape):
-    v = min(max(im[idx], v_min), v_max)
-    assert out[idx] == pytest.approx((v - v_min) / (v_max - v_min))
+    assert out[idx] == pytest.approx(min(max(im[idx], v_min), v_max) - v_min)
 
 
-def test_clip_extreme_constant_is_zero():
-  out = patches.clip_extreme(np.full((4, 5), 0.3), 0.97)
-  np.testing.assert_array_equal(out, np.zeros((4, 5)))
+def test_clip_rescaled_known_values():
+  rng = np.random.default_rng(0)
+  im = rng.permutation(100).astype(np.float64).reshape(10, 10)
+  out = patches.clip_rescaled(im, 0.97)
+  # Pivot is sorted[int(100 * 0.97)] = 97, max is 99: range [97, 99].
+  np.testing.assert_allclose(out, np.where(im <= 97, 0.0, (im - 97.0) / 2.0))
 
 
-def test_clip_extreme_pivot_equals_max_with_outlier_below():
+@pytest.mark.parametrize("clip", [patches.clip_extreme, patches.clip_rescaled])
+def test_clip_of_a_constant_is_zero(clip):
+  np.testing.assert_array_equal(clip(np.full((4, 5), 0.3), 0.97), np.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("clip", [patches.clip_extreme, patches.clip_rescaled])
+def test_clip_pivot_equals_max_with_outlier_below(clip):
   # Over 97% of the values equal the max: pivot == max, range 1e-5 -> zeros.
   im = np.ones(100)
   im[0] = 0.0
-  out = patches.clip_extreme(im, 0.97)
+  out = clip(im, 0.97)
   assert np.all(np.isfinite(out))
   np.testing.assert_array_equal(out, np.zeros(100))
 
@@ -85,23 +89,34 @@ def test_gradient_map_flat_and_tiny_images_are_zero():
   assert patches.gradient_map(np.zeros((1, 7, 3))).shape == (1, 7)
 
 
-def test_gradient_map_matches_independent_reference():
-  rng = np.random.default_rng(2)
-  img = rng.random((24, 20, 3))
+def _reference_gradient_map(img, rescaled):
   gray = 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
   gy, gx = np.gradient(gray)
   comb = np.zeros_like(gray)
-  for g in (np.abs(gx), np.abs(gy), np.hypot(gx, gy)):
+  for i, g in enumerate((np.abs(gx), np.abs(gy), np.hypot(gx, gy))):
     z = np.zeros_like(g)
     z[5:-5, 5:-5] = g[5:-5, 5:-5]
     s = np.sort(z.ravel())
-    lo, hi = s[int(s.size * 0.97)], s[-1]
-    c = (np.clip(z, lo, hi) - lo) / (hi - lo)
+    lo = s[int(s.size * 0.97)]
+    if rescaled:
+      c = (np.clip(z, lo, s[-1]) - lo) / (s[-1] - lo)
+    elif i < 2:  # the reference's lm_x, lm_y; its sum takes the unclipped magnitude
+      c = np.clip(z, lo, s[int(s.size * 0.97) + 1]) - lo
+    else:
+      c = z
     comb += c / c.sum()
   ref = _box_mean_zero_pad(comb, 5)
-  ref /= ref.mean()
-  np.testing.assert_allclose(patches.gradient_map(img), ref, rtol=1e-10,
-                             atol=1e-12)
+  return ref / ref.mean()
+
+
+@pytest.mark.parametrize("form", patches.GRADIENT_MAPS)
+def test_gradient_map_matches_independent_reference(form):
+  img = np.random.default_rng(2).random((24, 20, 3))
+  np.testing.assert_allclose(patches.gradient_map(img, form),
+                             _reference_gradient_map(img, form == "rescaled"),
+                             rtol=1e-10, atol=1e-12)
+  with pytest.raises(ValueError, match="gradient map form"):
+    patches.gradient_map(img, "linear")
 
 
 def test_gradient_map_is_high_on_texture():

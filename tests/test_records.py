@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from ikejax.ike import configs
-from ikejax.runs import folder
+from ikejax.imaging import image_io, resize
+from ikejax.runs import folder, records
 
 CFG = configs.get_config("tiny", scale=2, iters=4).replace(log_every=2)
 _HERE = os.path.dirname(__file__)
@@ -66,3 +67,15 @@ def test_keep_then_todo_runs_only_the_rest(tmp_path):
   with pytest.raises(SystemExit, match="settings"):
     records.keep(str(other), keep)
   assert sorted(os.listdir(keep)) == before and tables.load(keep) == rows
+
+
+@pytest.mark.parametrize("s", [2, 3, 4])
+def test_a_bicubic_window_is_the_window_of_the_whole_upscale(s):
+  x = np.random.default_rng(s).uniform(-1, 1, (23, 31, 3))
+  whole = records.bicubic_window(x, s, ((0, 23 * s), (0, 31 * s)), 8)
+  ref = np.stack([image_io.from_model_range(resize.imresize(x[:, :, c], float(s), "matlab"), 8)
+                  for c in range(3)], -1)
+  np.testing.assert_array_equal(whole, ref)
+  for win in (((0, 17), (5, 40)), ((9, 30), (31 * s - 19, 19)), ((s * 23 - 7, 7), (0, 31 * s))):
+    (t, h), (l, w) = win
+    np.testing.assert_array_equal(records.bicubic_window(x, s, win, 8), ref[t:t + h, l:l + w])

@@ -257,8 +257,7 @@ def super_resolve(result: DILResult, lr01: np.ndarray, scale: int, cfg: DILConfi
   """
   if tile:
     fn = lambda t: super_resolve(result, t, scale, cfg)
-    return np.asarray(tiles.map_tiles(fn, np.asarray(lr01, np.float64), scale, tile),
-                      np.float64)
+    return tiles.map_tiles(fn, np.asarray(lr01, np.float64), scale, tile)  # float32
   up = np.asarray(ops.imresize(np.asarray(lr01, np.float64), float(scale), "matlab"))
   r = cfg.depth
   padded = np.pad(up, ((r, r), (r, r), (0, 0)), mode="symmetric").astype(np.float32)

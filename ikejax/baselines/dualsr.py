@@ -79,6 +79,7 @@ class DualSRConfig:
   iters: int = 3000
   batch: int = 2
   crop: int = 128                         # HR crop (G_DN's input); the LR crop is crop // 2.
+  crop_map: str = "official"              # crop-centre gradient maps (patches.GRADIENT_MAPS).
   up_width: int = 64
   up_depth: int = 8
   dn_structure: tuple = (7, 5, 3, 1, 1, 1)
@@ -143,6 +144,8 @@ class DualSRConfig:
       raise ValueError(f"d_init must be 'torch' or 'xavier', got {self.d_init!r}")
     if self.bicubic_kind not in ("exact", "reference"):
       raise ValueError(f"bicubic_kind must be 'exact' or 'reference', got {self.bicubic_kind!r}")
+    if self.crop_map not in ("official", "rescaled"):
+      raise ValueError(f"crop_map must be 'official' or 'rescaled', got {self.crop_map!r}")
     if self.dn_out < self.d_kernel + 1:
       raise ValueError(f"crop {self.crop} is too small: G_DN's output must exceed D's "
                        f"{self.d_kernel}x{self.d_kernel} field")
@@ -574,7 +577,8 @@ def fit(image01: np.ndarray, cfg: DualSRConfig, key: jax.Array, *,
   cfg = cfg.validate()
   x = prepare(image01, cfg)
   k_init, k_step = jax.random.split(key)
-  p_hr, p_lr = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.lr_crop, 2)
+  p_hr, p_lr = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.lr_crop, 2,
+                                     cfg.crop_map)
   state = loop.run_once(create_state, k_init, cfg=cfg)
   # One executable for every iteration count and log interval of a config.
   step_cfg = cfg.replace(iters=1, log_every=1)

@@ -55,6 +55,7 @@ class KernelGANConfig:
   """KernelGAN settings (official `configs.py`, `kernelGAN.py`, `learner.py`)."""
   iters: int = 3000
   crop: int = 64                          # G input crop.
+  crop_map: str = "official"              # crop-centre gradient maps (patches.GRADIENT_MAPS).
   g_structure: tuple = (7, 5, 3, 1, 1, 1)
   g_width: int = 64
   d_width: int = 64
@@ -99,6 +100,8 @@ class KernelGANConfig:
       raise ValueError(f"value_range must be 'signed' or 'unit', got {self.value_range!r}")
     if self.bicubic_kind not in ("exact", "reference"):
       raise ValueError(f"bicubic_kind must be 'exact' or 'reference', got {self.bicubic_kind!r}")
+    if self.crop_map not in ("official", "rescaled"):
+      raise ValueError(f"crop_map must be 'official' or 'rescaled', got {self.crop_map!r}")
     if self.g_out < 7 + 1:
       raise ValueError(f"crop {self.crop} is too small: G's output must exceed D's 7x7 field")
     return self
@@ -381,7 +384,7 @@ def fit(image01: np.ndarray, cfg: KernelGANConfig, key: jax.Array, *,
   cfg = cfg.validate()
   x = prepare(image01, cfg)
   k_init, k_step = jax.random.split(key)
-  p_g, p_d = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.g_out, 2)
+  p_g, p_d = patches.crop_samplers(x.astype(np.float64), cfg.crop, cfg.g_out, 2, cfg.crop_map)
   state = loop.run_once(create_state, k_init, cfg=cfg)  # 3 s, not 9 s op by op (paper preset)
   # The official code trains on 2x - 1: G has no bias, so the kernel sees the same
   # structure, but D and the GAN gradient see a DC level near 0 instead of ~0.45.

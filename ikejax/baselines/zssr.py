@@ -393,7 +393,8 @@ def final_sr(params: PyTree, lr01: np.ndarray, kernel: jax.Array, cfg: ZSSRConfi
   overlapping tiles of side `tile` when given (`ikejax.tiles`)."""
   if tile:
     fn = lambda t: final_sr(params, t, kernel, cfg, sf)
-    return np.asarray(tiles.map_tiles(fn, np.asarray(lr01, np.float32), sf, tile), np.float64)
+    # float32, as the tiles are: a float64 copy of a large photo at x4 is GBs.
+    return tiles.map_tiles(fn, np.asarray(lr01, np.float32), sf, tile)
   bp = jax.jit(back_projection, static_argnames=("sf", "iters"))
   x = jnp.asarray(lr01, jnp.float32)
   outs = []

@@ -57,6 +57,13 @@ _define("integer", "seed", 0, "PRNG seed.")
 _define("integer", "tile", None, "whole-image inference on overlapping tiles of this side (input "
         "px, at least 64), which bounds memory on large photos; 0: the whole image at once; "
         "default: whole up to 2 megapixels, else 512 on CPU and 1024 on accelerators.")
+_define("enum", "precision", "highest", ["highest", "fast"], "float32 matmuls and convs: "
+        "'highest' computes them in full float32 on every backend (the flow's exact inverse "
+        "and batched = single hold to float32 rounding); 'fast' takes the backend's default "
+        "(TF32-like on Ampere/Hopper GPUs; no change on CPU).")
+_define("enum", "conv", "auto", ["auto", "cpu", "plain"], "convolution formulation: 'auto' "
+        "takes the CPU-tuned ones (banded matmuls, blocked filter gradients: the same "
+        "functions) on the CPU backend only; 'cpu' or 'plain' (lax.conv) everywhere.")
 _define("integer", "crop", None, "training crop side (default: the preset's, 128).")
 _define("list", "ablate", [], "ablation switches: no_energy, two_way, no_residual, "
         "no_csr_bwd, no_inter.")
@@ -78,8 +85,9 @@ _define("string", "kernel", None, "a known degradation kernel (.npy or .mat with
 _define("string", "hr", None, "one image: its ground-truth HR image (adds Y-PSNR/SSIM).")
 _define("bool", "progress", True, "show a progress bar.")
 # Folder runs (ikejax/runs/folder.py).
-_define("integer", "batch", 1, "folder runs of ike: images trained per compiled step. On CPU "
-        "the host is split into this many XLA devices, one image each.")
+_define("integer", "batch", None, "folder runs of ike: images trained per compiled step "
+        "(default: one per local GPU/TPU, 1 on CPU). On CPU the host is split into this many "
+        "XLA devices, one image each.")
 _define("string", "gt", None, "folder runs: ground-truth folder, matched by file name.")
 _define("integer", "checkpoint_every", 0, "folder runs of ike: save the batch's state every N "
         "iterations, so a killed run resumes mid-training (0: never).")
@@ -253,13 +261,14 @@ def main(argv):
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.merge:
     return _merge()
+  _set_numerics()
   from ikejax.runs import methods
   m = methods.get(FLAGS.method)
   if m.name != "ike":
     for flag in _IKE_ONLY:
       if FLAGS[flag].present:
         raise UserError(f"--{flag} applies to --method ike only")
-    if FLAGS.batch != 1:
+    if FLAGS.batch not in (None, 1):
       raise UserError(f"--batch applies to --method ike only ({m.name} runs one image at a "
                       "time)")
   path, is_folder = _input()
@@ -280,6 +289,16 @@ def main(argv):
     name = m.name if name == "ikejax" and m.name != "ike" else name
     line += f"  {name}: Y-PSNR {sc['psnr_y']:.2f} dB SSIM {sc['ssim_y']:.4f}"
   print(line)
+
+
+def _set_numerics() -> None:
+  """`--precision` and `--conv`, before anything is traced (neither starts a backend)."""
+  import jax
+
+  from ikejax import ops
+  jax.config.update("jax_default_matmul_precision",
+                    "highest" if FLAGS.precision == "highest" else None)
+  ops.set_conv_formulation(FLAGS.conv)
 
 
 def _merge() -> None:
@@ -310,7 +329,7 @@ def _report_folder(jobs) -> None:
 
 def run_folder_cli(m, spec: str) -> None:
   """A folder or glob: sets up devices (and hosts) before JAX starts, then `run_folder`."""
-  if FLAGS.batch < 1:
+  if FLAGS.batch is not None and FLAGS.batch < 1:
     raise UserError(f"--batch must be >= 1, got {FLAGS.batch}")
   if FLAGS.checkpoint_every < 0:
     raise UserError(f"--checkpoint_every must be >= 0, got {FLAGS.checkpoint_every}")
@@ -323,7 +342,8 @@ def run_folder_cli(m, spec: str) -> None:
       shard = folder.parse_shard(FLAGS.shard)
     except ValueError as e:
       raise UserError(str(e)) from None
-  batch.use_cpu_devices(FLAGS.batch)  # Only the CPU platform; before JAX starts.
+  if FLAGS.batch is not None:
+    batch.use_cpu_devices(FLAGS.batch)  # Only the CPU platform; before JAX starts.
   import jax
   if FLAGS.distributed:
     kw = {k: FLAGS[k].value for k in ("coordinator_address", "num_processes", "process_id")

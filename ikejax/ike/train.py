@@ -335,7 +335,8 @@ def training_maps(image: np.ndarray, cfg: IKEConfig):
   """`[H, W, 3]` in [-1, 1] -> `(p_g, p_d, vset)`: the crop samplers with the held-out
   validation crops removed (`validation.prepare`), and the validation set or None."""
   img01 = (np.asarray(image, np.float64) + 1.0) / 2.0
-  p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale)
+  p_g, p_d = patches.crop_probability_maps(img01, cfg.crop, cfg.crop // cfg.scale, cfg.scale,
+                                          cfg.crop_map)
   vset, p_g, p_d = validation.prepare(np.asarray(image, np.float32), p_g, p_d, cfg)
   return patches.centre_sampler(p_g), patches.centre_sampler(p_d), vset
 

@@ -12,9 +12,21 @@ _COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
             (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
 
 
+def crop_window(shape: tuple[int, int], max_side: int = 384,
+                centre: tuple[float, float] = (0.5, 0.5)) -> tuple:
+  """The window `side_by_side` shows of an `[h, w]` image: `((top, height), (left, width))`,
+  at most `max_side` on a side, centred on `centre` (fractions of h, w), inside the image."""
+  h, w = shape
+  ch, cw = min(h, max_side), min(w, max_side)
+  top = int(np.clip(round(centre[0] * h - ch / 2), 0, h - ch))
+  left = int(np.clip(round(centre[1] * w - cw / 2), 0, w - cw))
+  return (top, ch), (left, cw)
+
+
 def side_by_side(panels: Mapping[str, np.ndarray], max_side: int = 384,
                  centre: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
-  """Same-size uint8 `[H, W, 3]` panels cropped alike and put in a row, labelled.
+  """Same-size uint8 `[H, W, 3]` panels cropped alike (`crop_window`) and put in a row,
+  labelled.
 
   Args:
     panels: label -> image (all of one size, uint8).
@@ -25,10 +37,7 @@ def side_by_side(panels: Mapping[str, np.ndarray], max_side: int = 384,
     uint8 `[h + 14, n * (w + 4), 3]` picture.
   """
   imgs = list(panels.values())
-  h, w = imgs[0].shape[:2]
-  ch, cw = min(h, max_side), min(w, max_side)
-  top = int(np.clip(round(centre[0] * h - ch / 2), 0, h - ch))
-  left = int(np.clip(round(centre[1] * w - cw / 2), 0, w - cw))
+  (top, ch), (left, cw) = crop_window(imgs[0].shape[:2], max_side, centre)
   gap, label_h = 4, 14
   canvas = Image.new("RGB", (len(imgs) * (cw + gap) - gap, ch + label_h), "white")
   draw = ImageDraw.Draw(canvas)

@@ -57,6 +57,14 @@ def use_cpu_devices(n: int) -> bool:
   return True
 
 
+def default_batch_size(devices: Optional[Sequence[jax.Device]] = None) -> int:
+  """Images per compiled step when the user sets none: one per local accelerator (a
+  batch then fills every GPU/TPU of the host), 1 on CPU (its devices are one host's cores:
+  splitting them buys nothing for one image at a time)."""
+  devices = jax.local_devices() if devices is None else list(devices)
+  return 1 if devices[0].platform == "cpu" else len(devices)
+
+
 def pad_image(x: np.ndarray, height: int, width: int) -> np.ndarray:
   """Zero-pads `[h, w, C]` at the bottom/right to `[height, width, C]`."""
   return np.pad(x, ((0, height - x.shape[0]), (0, width - x.shape[1]), (0, 0)))

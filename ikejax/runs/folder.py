@@ -321,8 +321,9 @@ def _plan(method, cfg, jobs: Sequence[Job], seed: int, gt_dir: Optional[str],
 
 
 def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset: str = "paper",
-               ablations: Sequence[str] = (), seed: int = 0, batch_size: int = 1,
-               gt_dir: Optional[str] = None, kernel_spec: Optional[str] = None,
+               ablations: Sequence[str] = (), seed: int = 0,
+               batch_size: Optional[int] = None, gt_dir: Optional[str] = None,
+               kernel_spec: Optional[str] = None,
                checkpoint_every: int = 0, process_index: int = 0, process_count: int = 1,
                progress: bool = True,
                on_image_done: Optional[Callable[[Job], None]] = None,
@@ -335,7 +336,8 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
     cfg: the method's config (`Method.config`) every image starts from.
     method: its name in `ikejax.runs.methods.REGISTRY`.
     preset, ablations, seed: recorded; `seed` keys every image's run.
-    batch_size: images trained per compiled step (methods that batch).
+    batch_size: images trained per compiled step (methods that batch; None: one per local
+      accelerator, 1 on CPU, `batch.default_batch_size`).
     gt_dir: folder of ground truths matched by file stem (Y-PSNR/SSIM).
     kernel_spec: `--kernel` (a file, or a folder of each image's), or None.
     checkpoint_every: save a batch's state every this many iterations.
@@ -353,6 +355,9 @@ def run_folder(spec: str, out_dir: str, cfg: Any, *, method: str = "ike", preset
   from ikejax.runs import methods
 
   m = methods.get(method)
+  if batch_size is None:
+    from ikejax.runs import batch as batch_lib
+    batch_size = batch_lib.default_batch_size() if m.batches else 1
   if gt_dir is not None and not os.path.isdir(gt_dir):
     raise FolderError(f"--gt {gt_dir} is not a folder")
   listed, skipped = list_inputs(spec)

@@ -135,6 +135,7 @@ class Method(Protocol):
   name: str
   presets: Sequence[str]
   default_preset: str
+  batches: bool  # trains groups of images in one compiled step (`group_key`, `Context.batch`)
 
   def config(self, preset: str, scale: int, overrides: dict) -> Any:
     """The validated config (raises ValueError with one line)."""
@@ -162,6 +163,7 @@ class PerImage:
   """What a method that trains one image at a time on a fixed config shares (a base for
   `Method`s): its config is recorded as `cfg.asdict()`, used as given for every image, and
   `fit` times `self._fit(job, seed, ctx) -> Outcome` on each job of a group of one."""
+  batches = False
 
   def settings(self, cfg: Any) -> dict:
     return cfg.asdict()

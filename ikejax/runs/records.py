@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ikejax import ops
 from ikejax.imaging import image_io, kernels, metrics, pictures, resize
 
 LOSS_KEYS = ("csr_fwd", "energy", "csr_bwd", "inter", "tv", "rec", "kernel", "d_lr", "d_hr")
@@ -87,6 +88,25 @@ def resized_alpha(loaded: image_io.LoadedImage, shape: tuple, scale: float
   return np.rint(np.clip(a, 0.0, 1.0) * top).astype(loaded.alpha.dtype)
 
 
+def bicubic_window(x: np.ndarray, s: int, window: tuple, bit_depth: int) -> np.ndarray:
+  """Pixels of one window of the MATLAB bicubic x`s` of `x` (`[h, w, C]` in [-1, 1]).
+
+  `window`: `((top, height), (left, width))` in output px -> `[height, width, C]`. Made from
+  the LR window plus a 4-px margin (bicubic reads 2 px either side; the image's own border
+  where the margin meets it), so it equals the window of the whole upscale, one channel at
+  a time (a float64 bicubic of a large photo is GBs).
+  """
+  (t, ch), (l, cw) = window
+  h, w = x.shape[:2]
+  r0, c0 = max(0, t // s - 4), max(0, l // s - 4)
+  r1, c1 = min(h, -(-(t + ch) // s) + 4), min(w, -(-(l + cw) // s) + 4)
+  part = np.asarray(x[r0:r1, c0:c1], np.float64)
+  return np.stack([image_io.from_model_range(
+      resize.imresize(part[:, :, c], float(s), "matlab")[t - s * r0:t - s * r0 + ch,
+                                                         l - s * c0:l - s * c0 + cw], bit_depth)
+      for c in range(x.shape[2])], axis=-1)
+
+
 def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np.ndarray,
                  scale: int, sr: np.ndarray, llr: Optional[np.ndarray],
                  est_kernel: np.ndarray, kernel_info: dict, protect: Sequence[str],
@@ -114,10 +134,6 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
 
   s = scale
   sr_px = image_io.from_model_range(sr, loaded.bit_depth)
-  # One channel at a time: a float64 bicubic of a large photo is GBs.
-  bic_px = np.stack([image_io.from_model_range(
-      resize.imresize(np.asarray(x[:, :, c], np.float64), float(s), "matlab"), loaded.bit_depth)
-      for c in range(x.shape[2])], axis=-1)
   keep = {"icc_profile": loaded.icc_profile}  # the input's colour profile and alpha go on
   image_io.save_image(outputs["sr"], sr_px, gray=loaded.was_gray, protect=protect,
                       alpha=resized_alpha(loaded, sr_px.shape[:2], s), **keep)
@@ -127,14 +143,26 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
                         alpha=resized_alpha(loaded, llr_px.shape[:2], 1.0 / s), **keep)
 
   to8 = lambda p: (p // 257).astype(np.uint8) if p.dtype == np.uint16 else p
-  lr_big = np.repeat(np.repeat(to8(loaded.pixels), s, 0), s, 1)
-  panels = {"LR (nearest)": lr_big, "bicubic": to8(bic_px), label: to8(sr_px)}
+  # The picture shows one window: its panels are made for that window only (a whole
+  # bicubic of a large photo at x4 is GBs), except the bicubic that scores need whole.
+  win = pictures.crop_window(sr_px.shape[:2])
+  (t, ch), (l, cw) = win
+  cut = lambda p: p[t:t + ch, l:l + cw]
   scores = {}
   if hr is not None:
+    bic_px = bicubic_window(x, s, ((0, sr_px.shape[0]), (0, sr_px.shape[1])), loaded.bit_depth)
     hr_c = metrics.match_size(sr_px, hr, s)
-    panels["HR"] = to8(hr_c)
     scores = {"ikejax": metrics.evaluate(to8(sr_px), to8(hr_c), s),
               "bicubic": metrics.evaluate(to8(bic_px), to8(hr_c), s)}
+    bic_px = cut(bic_px)
+  else:
+    bic_px = bicubic_window(x, s, win, loaded.bit_depth)
+  lr_rows = np.arange(t, t + ch) // s
+  lr_cols = np.arange(l, l + cw) // s
+  panels = {"LR (nearest)": to8(loaded.pixels[lr_rows][:, lr_cols]), "bicubic": to8(bic_px),
+            label: to8(cut(sr_px))}
+  if hr is not None:
+    panels["HR"] = to8(cut(hr_c))
   image_io.save_image(outputs["compare"], pictures.side_by_side(panels), protect=protect)
   image_io.save_image(outputs["losses"], pictures.loss_curves(history, loss_keys),
                       protect=protect)
@@ -157,6 +185,8 @@ def write_result(outputs: dict[str, str], *, loaded: image_io.LoadedImage, x: np
       "versions": versions(),
       "device": {"platform": dev.platform, "kind": dev.device_kind,
                  "count": jax.device_count(), "host": platform.node()},
+      "numerics": {"matmul_precision": jax.config.jax_default_matmul_precision or "default",
+                   "cpu_convs": ops.cpu_convs()},
       "timings": timings,
       "final_losses": history[-1] if history else {},
       "history": history,

@@ -30,6 +30,7 @@ _FREE = ("crop", "log_every")
 class IKE:
   """The `Method` of IKE (`ikejax.runs.job.Method`)."""
   name = "ike"
+  batches = True
   presets = tuple(configs.PRESETS)
   default_preset = "default"
 
