@@ -2,7 +2,8 @@
 # Rebuilds docs/results.md from the kept records of experiments/kept/default/ (one table per
 # folder DIV2KRK-x<s>-seed<k>-<iters>it[-nowarmup|-val], beside bicubic and `sharpen`;
 # `-nowarmup`: the preset before its lr warm-up; no suffix: with the warm-up, before the
-# internal validation; `-val`: the current preset), then the seed spread of each x2 and x4 variant:
+# internal validation; `-val`: the current preset; `-officialmap`: it with the official
+# crop-centre maps, `--set crop_map=official`), then the seed spread of each x2 and x4 variant:
 # Then one table per folder of experiments/kept/methods/ (other methods, made with
 # `bash experiments/div2krk.sh OUT SCALE SEED --method ...`; the command is in the folder's
 # COMMAND file).

@@ -33,9 +33,8 @@ from ikejax import ops
 # KernelGAN util.py create_gradient_map(im, window=5, percent=.97).
 _GRAD_WINDOW = 5
 _GRAD_PERCENT = 0.97
-# KernelGAN clip_extreme: the range used when the map has no value above its
-# percentile (a flat map), which sends every value to 0 instead of dividing
-# by zero.
+# clip_extreme's range when the value after the pivot equals it (ties, a flat map): 1e-5
+# wide, the reference's `10e-6` (and no division by zero in `clip_rescaled`).
 _CLIP_EPS = 10e-6
 # BT.601 luma weights, as KernelGAN util.py rgb2gray.
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114])

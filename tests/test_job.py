@@ -27,6 +27,7 @@ class _Nearest:
   name = "nearest"
   presets = ("only",)
   default_preset = "only"
+  batches = True  # groups of images share one fit (`group_key`)
 
   def config(self, preset, scale, overrides, kernel=None):
     return _Cfg(scale, **overrides)

@@ -130,10 +130,10 @@ class ZSSRNet(nn.Module):
     h = x
     for i in range(self.depth):
       last = i == self.depth - 1
-      # The 64-channel layers take the fast filter gradient (`conv_grad`); the RGB ones are
-      # cheap as they are.
+      # Layers reading 64 channels take the blocked filter gradient (`conv_grad`): XLA's
+      # is slowest on them, the 64 -> RGB one included; the RGB -> 64 stem's is cheap.
       conv = ({"conv_general_dilated": conv_grad.conv_general_dilated}
-              if self.fast_grad and 0 < i < self.depth - 1 else {})
+              if self.fast_grad and i > 0 else {})
       h = nn.Conv(x.shape[-1] if last else self.width, (3, 3), padding="SAME",
                   use_bias=False, kernel_init=init, name=f"conv{i}", **conv)(h)
       if not last:
