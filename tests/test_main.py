@@ -67,6 +67,15 @@ def test_conv_and_precision_flags_reach_the_run_and_its_record(tmp_path):
   assert record["numerics"] == {"matmul_precision": "default", "cpu_convs": False}
 
 
+def test_a_bad_ikejax_conv_variable_is_one_error_line(tmp_path):
+  path = tmp_path / "im.png"
+  Image.fromarray(_smooth_image(40, 40)).save(path)
+  r = cli_runner.run("ikejax.main", "-i", str(path), "--config", "tiny", "-o", str(tmp_path),
+                     "--noprogress", env={**os.environ, "IKEJAX_CONV": "fastest"})
+  assert r.returncode == 2 and r.stderr.startswith("error: IKEJAX_CONV: "), r.stderr
+  assert "Traceback" not in r.stderr
+
+
 def _write_truncated_png(path):
   full = path.with_suffix(".full.png")
   Image.fromarray(_smooth_image(64, 64)).save(full)

@@ -63,7 +63,8 @@ _define("enum", "precision", "highest", ["highest", "fast"], "float32 matmuls an
         "(TF32-like on Ampere/Hopper GPUs; no change on CPU).")
 _define("enum", "conv", "auto", ["auto", "cpu", "plain"], "convolution formulation: 'auto' "
         "takes the CPU-tuned ones (banded matmuls, blocked filter gradients: the same "
-        "functions) on the CPU backend only; 'cpu' or 'plain' (lax.conv) everywhere.")
+        "functions) on the CPU backend only; 'cpu' or 'plain' (lax.conv) everywhere. "
+        "Default: $IKEJAX_CONV, else auto.")
 _define("integer", "crop", None, "training crop side (default: the preset's, 128).")
 _define("list", "ablate", [], "ablation switches: no_energy, two_way, no_residual, "
         "no_csr_bwd, no_inter.")
@@ -298,7 +299,11 @@ def _set_numerics() -> None:
   from ikejax import ops
   jax.config.update("jax_default_matmul_precision",
                     "highest" if FLAGS.precision == "highest" else None)
-  ops.set_conv_formulation(FLAGS.conv)
+  conv = FLAGS.conv if FLAGS["conv"].present else os.environ.get("IKEJAX_CONV", "auto")
+  try:
+    ops.set_conv_formulation(conv)
+  except ValueError as e:
+    raise UserError(f"IKEJAX_CONV: {e}") from None
 
 
 def _merge() -> None:
