@@ -70,6 +70,20 @@ def _ramp(length: int, left: int, right: int) -> np.ndarray:
   return w
 
 
+def _placed_ramps(starts_: list[int], tile: int, scale: float,
+                  n_out: int) -> tuple[list[np.ndarray], np.ndarray]:
+  """Along one axis: each tile's output ramp (`_ramp` over the parts shared with its
+  neighbours) and their sum placed at the tiles' output positions, `[n_out]`."""
+  out_tile = round(scale * tile)
+  ramps, total = [], np.zeros(n_out, np.float64)
+  for i, a in enumerate(starts_):
+    before = math.ceil(scale * (starts_[i - 1] + tile - a)) if i else 0
+    after = math.ceil(scale * (a + tile - starts_[i + 1])) if i + 1 < len(starts_) else 0
+    ramps.append(_ramp(out_tile, before, after))
+    total[round(scale * a):round(scale * a) + out_tile] += ramps[-1]
+  return ramps, total
+
+
 def map_tiles(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: float, tile: int,
               overlap: int = DEFAULT_OVERLAP, align: int = 1,
               on_tile: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
@@ -102,18 +116,8 @@ def map_tiles(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: floa
   # A tile's weight is the outer product of a row ramp and a column ramp, so the sum of
   # weights over all tiles is the outer product of their placed sums: two vectors, not a
   # second image-sized array.
-  row_w, col_w = np.zeros(round(scale * H), np.float64), np.zeros(round(scale * W), np.float64)
-  ramps_r, ramps_c = [], []
-  for i, r in enumerate(rows):
-    up = math.ceil(scale * (rows[i - 1] + th - r)) if i else 0
-    down = math.ceil(scale * (r + th - rows[i + 1])) if i + 1 < len(rows) else 0
-    ramps_r.append(_ramp(oth, up, down))
-    row_w[round(scale * r):round(scale * r) + oth] += ramps_r[-1]
-  for j, c in enumerate(cols):
-    left = math.ceil(scale * (cols[j - 1] + tw - c)) if j else 0
-    right = math.ceil(scale * (c + tw - cols[j + 1])) if j + 1 < len(cols) else 0
-    ramps_c.append(_ramp(otw, left, right))
-    col_w[round(scale * c):round(scale * c) + otw] += ramps_c[-1]
+  ramps_r, row_w = _placed_ramps(rows, th, scale, round(scale * H))
+  ramps_c, col_w = _placed_ramps(cols, tw, scale, round(scale * W))
   assert row_w.min() > 0 and col_w.min() > 0, "every output pixel has a tile with weight"
   acc = None
   total, done = len(rows) * len(cols), 0

@@ -144,8 +144,8 @@ class DualSRConfig:
       raise ValueError(f"d_init must be 'torch' or 'xavier', got {self.d_init!r}")
     if self.bicubic_kind not in ("exact", "reference"):
       raise ValueError(f"bicubic_kind must be 'exact' or 'reference', got {self.bicubic_kind!r}")
-    if self.crop_map not in ("official", "rescaled"):
-      raise ValueError(f"crop_map must be 'official' or 'rescaled', got {self.crop_map!r}")
+    if self.crop_map not in patches.GRADIENT_MAPS:
+      raise ValueError(f"crop_map must be one of {patches.GRADIENT_MAPS}, got {self.crop_map!r}")
     if self.dn_out < self.d_kernel + 1:
       raise ValueError(f"crop {self.crop} is too small: G_DN's output must exceed D's "
                        f"{self.d_kernel}x{self.d_kernel} field")

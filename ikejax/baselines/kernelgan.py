@@ -100,8 +100,8 @@ class KernelGANConfig:
       raise ValueError(f"value_range must be 'signed' or 'unit', got {self.value_range!r}")
     if self.bicubic_kind not in ("exact", "reference"):
       raise ValueError(f"bicubic_kind must be 'exact' or 'reference', got {self.bicubic_kind!r}")
-    if self.crop_map not in ("official", "rescaled"):
-      raise ValueError(f"crop_map must be 'official' or 'rescaled', got {self.crop_map!r}")
+    if self.crop_map not in patches.GRADIENT_MAPS:
+      raise ValueError(f"crop_map must be one of {patches.GRADIENT_MAPS}, got {self.crop_map!r}")
     if self.g_out < 7 + 1:
       raise ValueError(f"crop {self.crop} is too small: G's output must exceed D's 7x7 field")
     return self

@@ -25,6 +25,8 @@ import dataclasses
 
 import optax
 
+from ikejax import patches
+
 
 @dataclasses.dataclass(frozen=True)
 class IKEConfig:
@@ -115,7 +117,7 @@ class IKEConfig:
                           ("u_init", ("he", "reference")),
                           ("u_input", ("z", "image")),
                           ("squeeze", ("space2depth", "haar")),
-                          ("crop_map", ("official", "rescaled")),
+                          ("crop_map", patches.GRADIENT_MAPS),
                           ("son_source", ("flow", "spectral")),
                           ("energy_kind", ("mean9", "gauss36")),
                           ("tv_kind", ("isotropic", "squared")),
