@@ -4,7 +4,8 @@
 # `-nowarmup`: the preset before its lr warm-up; no suffix: with the warm-up, before the
 # internal validation; `-val`: the current preset; `-officialmap`: it with the official
 # crop-centre maps, `--set crop_map=official`), then the seed spread of each x2 and x4 variant:
-# Then one table per folder of experiments/kept/methods/ (other methods, made with
+# Then one table per folder of experiments/kept/default/sets/ (degraded Set5 / Set14, see
+# below) and one per folder of experiments/kept/methods/ (other methods, made with
 # `bash experiments/div2krk.sh OUT SCALE SEED --method ...`; the command is in the folder's
 # COMMAND file).
 #   bash experiments/results_doc.sh      (DATA: ../shared/data)
@@ -29,6 +30,23 @@ for dir in experiments/kept/default/DIV2KRK-x*; do
   s=$(echo "$name" | sed -E 's/.*-x([0-9])-.*/\1/')
   python experiments/filter_table.py --records "$dir" --lr "$data/lr_x$s" --gt "$data/gt" \
     --scale "$s" --append "$doc" --title "$name" > /dev/null
+done
+# Degraded Set5 / Set14 (`bash experiments/default_nonlinear.sh`): folders
+# <set>-<kind>-x<s>[-centre]-seed<k>[-<variant>]; the sets are regenerated (ikejax-degrade
+# seed 0, as that script makes them), the deltas are against the better filter per image.
+sets=${TMPDIR:-/tmp}/ikejax-results-doc-sets
+[ -d experiments/kept/default/sets ] && printf '\n# Degraded Set5 and Set14 (x2)\n\nMade by `bash experiments/default_nonlinear.sh` (`--config default`, one image at a time); each folder of `experiments/kept/default/sets/` says its set, degradation, grid and seed; the `COMMAND` file, where there is one, the command. Deltas against the better of bicubic and `sharpen` on each image.\n' >> "$doc"
+for dir in experiments/kept/default/sets/*; do
+  [ -d "$dir" ] || continue
+  name=$(basename "$dir")                       # Set5-median-x2-centre-seed0
+  IFS=- read -r set kind sx grid _ <<< "$name"
+  s=${sx#x}; case "$grid" in centre) ;; *) grid=corner ;; esac
+  deg="$sets/$set-$kind-x$s-$grid"
+  [ -d "$deg/lr" ] || ikejax-degrade --hr "${DATA:-../shared/data}/$set" --scale "$s" \
+    --kind "$kind" --seed 0 --grid "$grid" --out "$deg" > /dev/null
+  [ -f "$dir/COMMAND" ] && printf '\n`%s`\n' "$(cat "$dir/COMMAND")" >> "$doc"
+  python experiments/filter_table.py --records "$dir" --lr "$deg/lr" --gt "$deg/hr" --scale "$s" \
+    --better --append "$doc" --title "$name" > /dev/null
 done
 for s in 2 4; do
   for variant in 800it-nowarmup 800it 800it-val; do

@@ -83,6 +83,16 @@ def test_every_kind_is_seeded_and_sized(kind, scale):
     assert a.kernel is None
 
 
+def test_bicubic_kind_is_matlabs_imresize_and_takes_no_grid():
+  from ikejax.imaging import resize
+  hr = np.random.default_rng(0).integers(0, 256, (40, 36, 3)).astype(np.uint8)
+  d = degrade.degrade(hr, 2, "bicubic", seed=0)
+  np.testing.assert_array_equal(
+      d.lr, np.clip(np.rint(resize.imresize(hr.astype(np.float64), 0.5)), 0, 255))
+  with pytest.raises(ValueError, match="already centred"):
+    degrade.degrade(hr, 2, "bicubic", seed=0, grid="centre")
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_taps_kind_is_a_block_of_iid_taps_applied_as_div2krk(scale):
   hr = np.random.default_rng(0).integers(0, 256, (48, 36, 3)).astype(np.uint8)

@@ -45,3 +45,53 @@ def test_flat_image_is_refused():
     spectral.estimate_kernel(np.full((40, 40, 3), 100.0), 2)
   with pytest.raises(ValueError, match="below 32 px"):
     spectral.estimate_kernel(np.random.rand(20, 40, 3) * 255, 2)
+
+
+def test_aliasing_floor_swaps_the_gaussian_for_a_resampler_only_without_a_blur():
+  """A blurred, decimated power-law image falls to the quantisation floor; the same image
+  decimated without a blur keeps a flat, aliased high band, and the default then makes its
+  sons with the resampler of `alias_son`; `alias_floor=inf` never does."""
+  from ikejax.ike import configs
+  hr = np.stack([_power_law_image(512, seed=0)] * 3, -1)
+  blurred = np.round(degrade.blur_subsample(
+      hr, spectral.gaussian_from_covariance(np.diag([1.6 ** 2, 1.0 ** 2]), 21), 2))
+  plain = np.round(hr[::2, ::2]).astype(np.uint8)
+  cfg = configs.get_config("default", scale=2)
+  assert spectral.estimate_kernel(blurred, 2)[1]["floor"] < 0.2 * cfg.alias_floor
+  assert spectral.estimate_kernel(plain, 2)[1]["floor"] > 50 * cfg.alias_floor
+  k, info = spectral.son_kernel(cfg, blurred.astype(np.uint8), 8)
+  assert "resampler" not in info and kernels.compare_kernels(
+      k, spectral.gaussian_from_covariance(np.diag([1.6 ** 2, 1.0 ** 2]), 21), 2)["l1"] < 0.3
+  k, info = spectral.son_kernel(cfg, plain, 8)
+  assert "bicubic" in info["resampler"]
+  np.testing.assert_allclose(k, spectral.resampler_kernel("bicubic", 2, 21))
+  k, _ = spectral.son_kernel(cfg.replace(alias_son="corner"), plain, 8)
+  assert k[10, 10] == 1.0 and k.sum() == 1.0
+  k, _ = spectral.son_kernel(cfg.replace(alias_floor=float("inf")), plain, 8)
+  assert k.max() < 0.5
+  with pytest.raises(ValueError, match="alias_floor must be > 0"):
+    cfg.replace(alias_floor=0.0).validate()
+  with pytest.raises(ValueError, match="alias_son must be one of"):
+    cfg.replace(alias_son="nearest").validate()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_resampler_kernels_sample_where_their_grids_say(scale):
+  """`corner` keeps HR pixel s*i, `centre` HR position s*i + (s-1)/2 (bilinear), `bicubic`
+  is MATLAB's kernel centred there: each sums to 1, centre of mass where the grid says."""
+  size = spectral.SIZES[scale]
+  r, c = np.indices((size, size))
+  for kind, centre in (("corner", size // 2), ("centre", size // 2 + (scale - 1) / 2),
+                       ("bicubic", size // 2 + (scale - 1) / 2)):
+    k = spectral.resampler_kernel(kind, scale, size)
+    assert k.sum() == pytest.approx(1.0)
+    assert (k * r).sum() == pytest.approx(centre) and (k * c).sum() == pytest.approx(centre)
+  # As the sons are made (`ops.correlate_subsample`, the training step's son maker).
+  from ikejax import ops
+  x = np.random.RandomState(0).rand(8 * scale, 8 * scale, 1).astype(np.float32)
+  son = lambda kind: np.asarray(ops.correlate_subsample(
+      x, np.float32(spectral.resampler_kernel(kind, scale, size)), scale))
+  np.testing.assert_allclose(son("corner"), x[::scale, ::scale], atol=1e-6)
+  if scale == 2:
+    box = (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2]) / 4
+    np.testing.assert_allclose(son("centre")[:-1, :-1], box[:-1, :-1], atol=1e-6)

@@ -77,6 +77,9 @@ class IKEConfig:
   augment: bool = False             # random flips / 90-degree turns of the father crop.
   son_source: str = "flow"          # sons by the learned 'flow' or a 'spectral' kernel estimate
                                     # (ikejax.imaging.spectral); `--kernel` gives a known one instead.
+  alias_floor: float = 1.0          # 'spectral': a fitted white floor above this (8-bit units^2)
+  alias_son: str = "bicubic"        #   makes sons with this resampler instead of the Gaussian
+                                    #   (`spectral.aliased`, `resampler_kernel`; inf: never).
   lambda_bicubic: float = 5.0       # warm-up constraint weight, /100 every `warmup_every`.
   warmup_every: float = 200 / 3000  # fraction of iters (official: every 200 of 3000).
   lambda_bicubic_min: float = 5e-6
@@ -110,6 +113,8 @@ class IKEConfig:
       raise ValueError(f"val_crop must be at least the scale, got {self.val_crop}")
     if (self.keep_best or self.restarts) and not self.val_crops:
       raise ValueError("keep_best and restarts need validation crops (val_crops > 0)")
+    if not self.alias_floor > 0:
+      raise ValueError(f"alias_floor must be > 0 (inf: never decimate), got {self.alias_floor}")
     if not 0.0 <= self.ema_decay < 1.0:
       raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
     for name, allowed in (("coupling", ("tri", "additive")),
@@ -119,6 +124,7 @@ class IKEConfig:
                           ("squeeze", ("space2depth", "haar")),
                           ("crop_map", patches.GRADIENT_MAPS),
                           ("son_source", ("flow", "spectral")),
+                          ("alias_son", ("bicubic", "corner", "centre")),
                           ("energy_kind", ("mean9", "gauss36")),
                           ("tv_kind", ("isotropic", "squared")),
                           ("warmup_kind", ("exact", "reference"))):

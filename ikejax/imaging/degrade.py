@@ -22,6 +22,8 @@ K is one of:
     gives no size), normalised, centred in an 11x11 window (so the sub-pixel centring shift
     loses no mass) and applied as `div2krk` is; x4 uses its analytic kernel (31x31), x3
     the 11x11 kernel itself.
+  * `bicubic`: MATLAB's antialiased bicubic `imresize(hr, 1/s)` (`ikejax.imaging.resize`),
+    the classic non-blind benchmark LR (Set5 / Set14 "bicubic"); no randomness.
   * `median`: per-channel median filter, window 3 or 5 (uniform), reflect borders.
   * `bilateral`: scikit-image `denoise_bilateral`, sigma_color ~ U(0.05, 0.15) (intensity
     in [0, 1]), sigma_spatial ~ U(1, 3) px, scikit-image's default window.
@@ -49,7 +51,7 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.ndimage
 
-KINDS = ("div2krk", "random", "taps", "median", "bilateral", "diffusion")
+KINDS = ("div2krk", "random", "taps", "bicubic", "median", "bilateral", "diffusion")
 KERNEL_KINDS = ("div2krk", "random", "taps")
 GRIDS = ("corner", "centre")
 
@@ -210,9 +212,9 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int,
     raise ValueError(f"unknown degradation {kind!r}; expected one of {', '.join(KINDS)}")
   if grid not in GRIDS:
     raise ValueError(f"unknown grid {grid!r}; expected one of {', '.join(GRIDS)}")
-  if grid != "corner" and kind in KERNEL_KINDS:
+  if grid != "corner" and (kind in KERNEL_KINDS or kind == "bicubic"):
     raise ValueError(f"--grid {grid} applies to median, bilateral and diffusion; {kind} is "
-                     "already centred by its kernel shift")
+                     "already centred")
   if scale not in (2, 3, 4):
     raise ValueError(f"unsupported scale {scale}; expected 2, 3 or 4")
   h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
@@ -236,6 +238,9 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int,
       kernel = analytic_kernel(kernel)
     params.update(drawn)
     out = blur_subsample(x, kernel, scale)
+  elif kind == "bicubic":
+    from ikejax.imaging import resize
+    out = resize.imresize(x, 1.0 / scale)
   else:
     if kind == "median":
       size = int(rng.choice([3, 5]))

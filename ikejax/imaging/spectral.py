@@ -57,7 +57,7 @@ def directional_variance(b: float, scale: int) -> float:
 def fit_direction(p, f, theta, t0, half_width, fmin=0.03, fmax=0.5, bins=40):
   """Fits `spectrum_model` to the binned spectrum within `half_width` rad of direction t0.
 
-  Returns the fitted `b`, or None when the fit fails (too few bins, no convergence).
+  Returns the fitted `(b, log N)`, or None when the fit fails (too few bins, no convergence).
   """
   d = np.abs(((theta - t0 + np.pi / 2) % np.pi) - np.pi / 2)
   m = (d <= half_width) & (f > fmin) & (f < fmax)
@@ -79,7 +79,7 @@ def fit_direction(p, f, theta, t0, half_width, fmin=0.03, fmax=0.5, bins=40):
       params, _ = scipy.optimize.curve_fit(spectrum_model, fb, lp, p0=p0, maxfev=20000)
   except (RuntimeError, ValueError):
     return None
-  return float(params[2])
+  return float(params[2]), float(params[3])
 
 
 def fit_covariance(directions: list[tuple[float, float]]) -> np.ndarray:
@@ -114,8 +114,9 @@ def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
   (s - 1) / 2`, the LR pixel's centre), as the kernels ikejax runs write.
 
   Returns:
-    (kernel, info): `info` holds the covariance (HR px^2), its principal sigmas and
-    how many of the `directions` fits converged.
+    (kernel, info): `info` holds the covariance (HR px^2), its principal sigmas, how
+    many of the `directions` fits converged and the median fitted white floor N
+    (`floor`, 8-bit units^2; `aliased` reads it).
 
   Raises:
     ValueError: when fewer than 3 directions could be fitted (a flat or tiny image).
@@ -127,12 +128,13 @@ def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
   p, fy, fx = power_spectrum(lr)
   f = np.hypot(fy, fx)
   theta = np.mod(np.arctan2(fy, fx), np.pi)
-  fits = []
+  fits, log_floors = [], []
   for a in range(directions):
     t0 = a * np.pi / directions
-    b = fit_direction(p, f, theta, t0, np.pi / directions / 2 + 1e-9)
-    if b is not None:
-      fits.append((t0, directional_variance(b, scale)))
+    fit = fit_direction(p, f, theta, t0, np.pi / directions / 2 + 1e-9)
+    if fit is not None:
+      fits.append((t0, directional_variance(fit[0], scale)))
+      log_floors.append(fit[1])
   if len(fits) < 3:
     raise ValueError(f"spectral kernel estimate failed: {len(fits)} of {directions} "
                      "directions could be fitted (image too small or flat)")
@@ -140,7 +142,99 @@ def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
   sig = np.sqrt(np.linalg.eigvalsh(cov))
   return gaussian_from_covariance(cov, size, (scale - 1) / 2), {
       "source": "spectral (ikejax.imaging.spectral)", "covariance": cov.tolist(),
-      "sigmas": sig.tolist(), "directions_fitted": len(fits)}
+      "sigmas": sig.tolist(), "directions_fitted": len(fits),
+      "floor": float(np.exp(np.median(log_floors)))}
+
+
+def aliased(info: dict, max_floor: float) -> bool:
+  """Whether the LR's high band is not a blurred power law falling to the 8-bit floor.
+
+  A Gaussian-blurred, decimated image's spectrum falls to the quantisation floor (variance
+  1/12 on this periodogram's scale): the fitted white floor N stays near or below it
+  (DIV2KRK x2 and x4 and the `random` kernels of `ikejax.imaging.degrade`: at most 0.44).
+  Resampling that keeps a flat high band, aliasing (edge-keeping filters followed by
+  decimation: N of 1.3 to 260 on 54 of the 57 such Set5 / Set14 x2 images) or MATLAB's
+  bicubic (N above 1 on 11 of 19), lifts it (docs/recipe_log.md). There the Gaussian fit
+  reads the flattened band as a wide blur. `max_floor`: N above which this says so.
+  """
+  return info["floor"] > max_floor
+
+
+def resampler_kernel(kind: str, scale: int, size: int) -> np.ndarray:
+  """`[size, size]` operator-window kernel of a resampler without a Gaussian blur.
+
+  `bicubic`: MATLAB's antialiased bicubic (`imresize`); `corner`: `[::s, ::s]` decimation,
+  LR pixel i on HR pixel s*i; `centre`: HR position s*i + (s-1)/2 sampled bilinearly (at
+  x2 and x4 the mean of the central 2x2), as `cv2.resize(INTER_LINEAR)` at an integer factor.
+  """
+  from ikejax.imaging import filters
+  if kind == "bicubic":
+    return filters.bicubic_kernel(scale, size)
+  c = size // 2 + ((scale - 1) / 2 if kind == "centre" else 0.0)
+  k1 = np.zeros(size)
+  lo = int(np.floor(c))
+  k1[lo] += 1.0 - (c - lo)
+  k1[min(lo + 1, size - 1)] += c - lo
+  return np.outer(k1, k1)
+
+
+# Kernel sides written per scale (as `ikejax.imaging.kernels.DEFAULT_SIZE`: DIV2KRK's are 11 and 31).
+SIZES = {2: 21, 3: 31, 4: 41}
+
+
+def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
+                    directions: int = 12) -> tuple[np.ndarray, dict]:
+  """The blind Gaussian kernel of an LR image (8-bit scale), `[size, size]`, odd size.
+
+  In the operator-window convention of `ikejax.imaging.kernels` (centred on `size // 2 +
+  (s - 1) / 2`, the LR pixel's centre), as the kernels ikejax runs write.
+
+  Returns:
+    (kernel, info): `info` holds the covariance (HR px^2), its principal sigmas, how
+    many of the `directions` fits converged and the median fitted white floor N
+    (`floor`, 8-bit units^2; `aliased` reads it).
+
+  Raises:
+    ValueError: when fewer than 3 directions could be fitted (a flat or tiny image).
+  """
+  size = size or SIZES[scale]
+  lr = np.asarray(lr, np.float64)
+  if min(lr.shape[:2]) < 32 or np.std(lr) < 1e-3:
+    raise ValueError(f"spectral kernel estimate failed: the image is {'flat' if min(lr.shape[:2]) >= 32 else 'below 32 px'}")
+  p, fy, fx = power_spectrum(lr)
+  f = np.hypot(fy, fx)
+  theta = np.mod(np.arctan2(fy, fx), np.pi)
+  fits, log_floors = [], []
+  for a in range(directions):
+    t0 = a * np.pi / directions
+    fit = fit_direction(p, f, theta, t0, np.pi / directions / 2 + 1e-9)
+    if fit is not None:
+      fits.append((t0, directional_variance(fit[0], scale)))
+      log_floors.append(fit[1])
+  if len(fits) < 3:
+    raise ValueError(f"spectral kernel estimate failed: {len(fits)} of {directions} "
+                     "directions could be fitted (image too small or flat)")
+  cov = fit_covariance(fits)
+  sig = np.sqrt(np.linalg.eigvalsh(cov))
+  return gaussian_from_covariance(cov, size, (scale - 1) / 2), {
+      "source": "spectral (ikejax.imaging.spectral)", "covariance": cov.tolist(),
+      "sigmas": sig.tolist(), "directions_fitted": len(fits),
+      "floor": float(np.exp(np.median(log_floors)))}
+
+
+def aliased(info: dict, max_floor: float) -> bool:
+  """Whether the LR's high band reads as aliasing (or noise), not as a blurred power law.
+
+  A blurred, decimated image's spectrum falls to the 8-bit quantisation floor (variance
+  1/12 on this periodogram's scale): the fitted white floor N stays near or below it
+  (DIV2KRK x2 and x4 and the `random` kernels of `ikejax.imaging.degrade`: at most 0.44).
+  Edge-keeping filters (median, bilateral, diffusion) followed by decimation without
+  antialiasing keep sharp edges whose power folds into a flat high band: N of 1.3 to 260
+  on 54 of the 57 such Set5 / Set14 x2 images (docs/recipe_log.md). There the Gaussian fit reads
+  the filtered-away texture as a wide blur, and sons by plain decimation are the better
+  model. `max_floor`: N above which this says so (`IKEConfig.alias_floor`).
+  """
+  return info["floor"] > max_floor
 
 
 def son_kernel(cfg, pixels: np.ndarray, bit_depth: int) -> tuple[np.ndarray, dict] | None:
@@ -149,13 +243,22 @@ def son_kernel(cfg, pixels: np.ndarray, bit_depth: int) -> tuple[np.ndarray, dic
   `pixels` as read (`image_io.LoadedImage`). None for configs that take sons from the
   learned flow or train no decoder on sons. When the spectrum cannot be fitted (tiny
   or flat images) the MATLAB bicubic kernel stands in, and `info['fallback']` says so.
+  When the high band is not that of a blur (`aliased`), the kernel of `cfg.alias_son`
+  (`resampler_kernel`) stands in, and `info['resampler']` says why.
   """
   if cfg.lambda_rec <= 0 or cfg.son_source != "spectral":
     return None
   from ikejax.imaging import filters
   try:
-    return estimate_kernel(np.asarray(pixels, np.float64) * (255.0 / (2 ** bit_depth - 1)),
-                           cfg.scale)
+    k, info = estimate_kernel(np.asarray(pixels, np.float64) * (255.0 / (2 ** bit_depth - 1)),
+                              cfg.scale)
+    if aliased(info, cfg.alias_floor):
+      k = resampler_kernel(cfg.alias_son, cfg.scale, k.shape[0])
+      info = {**info, "source": f"{cfg.alias_son} resampler (ikejax.imaging.spectral.aliased)",
+              "resampler": f"spectral floor {info['floor']:.2g} > alias_floor "
+                           f"{cfg.alias_floor:g}: not a blur; making sons with the "
+                           f"{cfg.alias_son} resampler"}
+    return k, info
   except ValueError as e:
     k = filters.bicubic_kernel(cfg.scale, SIZES[cfg.scale])
     return k, {"source": "MATLAB bicubic (spectral estimate failed)", "fallback": str(e)}

@@ -76,6 +76,8 @@ class IKE:
       if "fallback" in est[1]:
         job.extra["messages"].append(
             f"warning: {est[1]['fallback']}; making sons with the bicubic kernel")
+      elif "resampler" in est[1]:
+        job.extra["messages"].append(est[1]["resampler"])
       else:
         s = est[1]["sigmas"]
         job.extra["messages"].append(
