@@ -178,65 +178,6 @@ def resampler_kernel(kind: str, scale: int, size: int) -> np.ndarray:
   return np.outer(k1, k1)
 
 
-# Kernel sides written per scale (as `ikejax.imaging.kernels.DEFAULT_SIZE`: DIV2KRK's are 11 and 31).
-SIZES = {2: 21, 3: 31, 4: 41}
-
-
-def estimate_kernel(lr: np.ndarray, scale: int, size: int | None = None,
-                    directions: int = 12) -> tuple[np.ndarray, dict]:
-  """The blind Gaussian kernel of an LR image (8-bit scale), `[size, size]`, odd size.
-
-  In the operator-window convention of `ikejax.imaging.kernels` (centred on `size // 2 +
-  (s - 1) / 2`, the LR pixel's centre), as the kernels ikejax runs write.
-
-  Returns:
-    (kernel, info): `info` holds the covariance (HR px^2), its principal sigmas, how
-    many of the `directions` fits converged and the median fitted white floor N
-    (`floor`, 8-bit units^2; `aliased` reads it).
-
-  Raises:
-    ValueError: when fewer than 3 directions could be fitted (a flat or tiny image).
-  """
-  size = size or SIZES[scale]
-  lr = np.asarray(lr, np.float64)
-  if min(lr.shape[:2]) < 32 or np.std(lr) < 1e-3:
-    raise ValueError(f"spectral kernel estimate failed: the image is {'flat' if min(lr.shape[:2]) >= 32 else 'below 32 px'}")
-  p, fy, fx = power_spectrum(lr)
-  f = np.hypot(fy, fx)
-  theta = np.mod(np.arctan2(fy, fx), np.pi)
-  fits, log_floors = [], []
-  for a in range(directions):
-    t0 = a * np.pi / directions
-    fit = fit_direction(p, f, theta, t0, np.pi / directions / 2 + 1e-9)
-    if fit is not None:
-      fits.append((t0, directional_variance(fit[0], scale)))
-      log_floors.append(fit[1])
-  if len(fits) < 3:
-    raise ValueError(f"spectral kernel estimate failed: {len(fits)} of {directions} "
-                     "directions could be fitted (image too small or flat)")
-  cov = fit_covariance(fits)
-  sig = np.sqrt(np.linalg.eigvalsh(cov))
-  return gaussian_from_covariance(cov, size, (scale - 1) / 2), {
-      "source": "spectral (ikejax.imaging.spectral)", "covariance": cov.tolist(),
-      "sigmas": sig.tolist(), "directions_fitted": len(fits),
-      "floor": float(np.exp(np.median(log_floors)))}
-
-
-def aliased(info: dict, max_floor: float) -> bool:
-  """Whether the LR's high band reads as aliasing (or noise), not as a blurred power law.
-
-  A blurred, decimated image's spectrum falls to the 8-bit quantisation floor (variance
-  1/12 on this periodogram's scale): the fitted white floor N stays near or below it
-  (DIV2KRK x2 and x4 and the `random` kernels of `ikejax.imaging.degrade`: at most 0.44).
-  Edge-keeping filters (median, bilateral, diffusion) followed by decimation without
-  antialiasing keep sharp edges whose power folds into a flat high band: N of 1.3 to 260
-  on 54 of the 57 such Set5 / Set14 x2 images (docs/recipe_log.md). There the Gaussian fit reads
-  the filtered-away texture as a wide blur, and sons by plain decimation are the better
-  model. `max_floor`: N above which this says so (`IKEConfig.alias_floor`).
-  """
-  return info["floor"] > max_floor
-
-
 def son_kernel(cfg, pixels: np.ndarray, bit_depth: int) -> tuple[np.ndarray, dict] | None:
   """The kernel a `son_source='spectral'` config makes its sons with, for one LR image.
 
