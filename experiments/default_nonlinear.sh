@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The default recipe (`--config default`) on the paper's nonlinear sets (median, bilateral,
-# diffusion, random kernels of Set5 / Set14, `ikejax-degrade`), one image at a time, then each
-# set's table beside the filters:
+# diffusion, random kernels of Set5 / Set14, `ikejax-degrade`; any other kind of it, e.g.
+# `bicubic`, too), one image at a time, then each set's table beside the filters:
 #   bash experiments/default_nonlinear.sh OUT [SEED] [SETS] [KINDS] [SCALE] [-- EXTRA FLAGS]
 # OUT/data/<set>-<kind>-x<s> holds the degraded set (ikejax-degrade seed 0, whatever SEED
 # trains with), OUT/<set>-<kind>-x<s> the run. GRID=centre subsamples on the centre grid
@@ -27,6 +27,7 @@ for set in $sets; do
       python -m ikejax.main --config default --scale "$s" --seed "$seed" --image "$lr" \
         --hr "$deg/hr/$stem.png" --out "$run" --noprogress "$@" || true  # failures: one line
     done
-    python experiments/filter_table.py --records "$run" --lr "$deg/lr" --gt "$deg/hr" --scale "$s" --better
+    python experiments/filter_table.py --records "$run" --lr "$deg/lr" --gt "$deg/hr" \
+      --scale "$s" --better
   done
 done

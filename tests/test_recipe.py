@@ -163,7 +163,7 @@ def test_default_recipe_folder_run_makes_sons_with_each_images_estimate(tmp_path
   assert r.returncode == 0, r.stderr
   for i in range(2):
     rec = json.loads((tmp_path / "o" / f"im_{i}_x2.json").read_text())
-    # These noisy synthetic images keep a flat high band: the resampler stands in.
+    # Noise keeps these synthetic images' high band flat: where it does, the resampler.
     aliased = rec["kernel"]["floor"] > rec["config"]["alias_floor"]
     assert rec["kernel"]["source"].startswith("bicubic resampler" if aliased else "spectral")
     assert rec["config"]["son_source"] == "spectral" and len(rec["kernel"]["sigmas"]) == 2

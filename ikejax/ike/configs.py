@@ -114,7 +114,7 @@ class IKEConfig:
     if (self.keep_best or self.restarts) and not self.val_crops:
       raise ValueError("keep_best and restarts need validation crops (val_crops > 0)")
     if not self.alias_floor > 0:
-      raise ValueError(f"alias_floor must be > 0 (inf: never decimate), got {self.alias_floor}")
+      raise ValueError(f"alias_floor must be > 0 (inf: always the Gaussian), got {self.alias_floor}")
     if not 0.0 <= self.ema_decay < 1.0:
       raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
     for name, allowed in (("coupling", ("tri", "additive")),

@@ -11,7 +11,9 @@ and noise). A Gaussian blur of covariance Sigma (HR px^2) attenuates LR frequenc
 exp(-4 pi^2 f^T Sigma f / s^2) in power, so each direction's fitted b gives
 u^T Sigma u = b s^2 / (4 pi^2) (`directional_variance`), and Sigma is the least-squares
 quadratic form through those (`fit_covariance`). The kernel is the Gaussian of that
-covariance on a `[size, size]` grid, centred (`gaussian_from_covariance`).
+covariance on a `[size, size]` grid, centred (`gaussian_from_covariance`). The fitted floor N
+says when the LR is not blurred-then-decimated at all (`aliased`); the sons are then made
+with a resampler's kernel instead (`resampler_kernel`, `son_kernel`).
 
 It uses scale invariance the way KernelGAN does (the blur is what departs from a power
 law), without a GAN: on the 8 DIV2KRK images of ../shared/data (x2) its principal sigmas
