@@ -57,6 +57,19 @@ def test_moments_of_a_gaussian():
   np.testing.assert_allclose(m["centre"], [15, 15], atol=1e-9)
 
 
+def test_moments_major_axis_as_drawn():
+  g = lambda s: np.exp(-0.5 * (np.arange(15) - 7.0) ** 2 / s ** 2)
+  along_x = np.outer(g(1.0), g(3.0))
+  assert abs(kernels.moments(along_x)["major_axis_deg"] % 180) < 1e-6
+  assert abs(kernels.moments(along_x.T)["major_axis_deg"] - 90) < 1e-6
+  rising = np.zeros((15, 15))
+  for t in range(-5, 6):  # up and to the right on screen: row falls as col grows
+    rising[7 - t, 7 + t] = 1.0
+  rising[7, 7] += 0.5
+  assert abs(kernels.moments(rising)["major_axis_deg"] - 45) < 1e-6
+  assert abs(kernels.moments(rising[:, ::-1])["major_axis_deg"] - 135) < 1e-6
+
+
 def test_compare_kernels_aligns_and_scores():
   truth = degrade.gaussian_kernel(11, (1.2, 0.8), 0.5)
   op = np.pad(degrade.kernel_shift(truth, 2), 5)  # the exact operator, in a 21 window

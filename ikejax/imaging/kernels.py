@@ -46,7 +46,8 @@ def apply_kernel(img: np.ndarray, kernel: np.ndarray, scale: int) -> np.ndarray:
 
 
 def moments(kernel: np.ndarray) -> dict:
-  """Centre of mass (row, col) and principal standard deviations (px) of a kernel.
+  """Centre of mass (row, col), principal standard deviations (px, major first) and the
+  major axis's angle (degrees) of a kernel.
 
   Negative taps are clipped to 0 first (a blur's spread, as reported for
   KernelGAN: sigma 1.70 / 1.31 px estimated vs 1.08 / 0.96 true on DIV2KRK 2).
@@ -57,8 +58,12 @@ def moments(kernel: np.ndarray) -> dict:
   mr, mc = (k * r).sum(), (k * c).sum()
   cov = np.array([[(k * (r - mr) ** 2).sum(), (k * (r - mr) * (c - mc)).sum()],
                   [(k * (r - mr) * (c - mc)).sum(), (k * (c - mc) ** 2).sum()]])
-  ev = np.sqrt(np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None))
-  return {"centre": [float(mr), float(mc)], "sigmas": [float(ev[0]), float(ev[1])]}
+  w, v = np.linalg.eigh(cov)
+  ev = np.sqrt(np.clip(w[::-1], 0.0, None))
+  # The major axis as drawn (rows grow downwards), degrees counter-clockwise from +x, mod 180.
+  angle = np.degrees(np.arctan2(-v[0, 1], v[1, 1])) % 180.0
+  return {"centre": [float(mr), float(mc)], "sigmas": [float(ev[0]), float(ev[1])],
+          "major_axis_deg": float(angle)}
 
 
 def shape(kernel: np.ndarray) -> dict:
