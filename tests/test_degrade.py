@@ -124,6 +124,29 @@ def test_centre_grid_is_bilinear_at_half_pixel_centres(scale):
   np.testing.assert_allclose(degrade.subsample(y, scale, "centre"), want, atol=1e-9)
 
 
+def test_bilateral_is_a_centred_gaussian_where_colours_agree_and_keeps_edges():
+  # Where every colour is alike (a faint impulse, huge sigma_color) the filter is the
+  # normalised spatial Gaussian on its window, centred on the impulse: the property that
+  # scikit-image 0.26's `denoise_bilateral` breaks (its response is ~2 px off).
+  ss, r = 1.7, 6
+  x = np.full((31, 31, 3), 0.5)
+  x[15, 15] = 0.6
+  y = degrade.bilateral(x, sigma_color=100.0, sigma_spatial=ss)[..., 0] - 0.5
+  i = np.arange(-r, r + 1)
+  g = np.exp(-(i[:, None] ** 2 + i[None, :] ** 2) / (2 * ss * ss))
+  np.testing.assert_allclose(y[15 - r:16 + r, 15 - r:16 + r], 0.1 * g / g.sum(), atol=1e-4)
+  assert np.abs(y[:15 - r]).max() < 1e-12  # nothing outside the window
+  # Mirror images in, mirror images out.
+  z = np.random.default_rng(0).uniform(0, 1, (20, 24, 3))
+  f = lambda a: degrade.bilateral(a, 0.1, 2.0)
+  np.testing.assert_allclose(f(z[::-1, ::-1]), f(z)[::-1, ::-1], atol=1e-12)
+  # A step far above sigma_color passes untouched; a Gaussian of the same width blurs it.
+  step = np.zeros((16, 16, 3))
+  step[:, 8:] = 1.0
+  np.testing.assert_allclose(degrade.bilateral(step, 0.1, 2.0), step, atol=1e-12)
+  assert np.abs(scipy.ndimage.gaussian_filter(step, (2.0, 2.0, 0)) - step).max() > 0.3
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_centre_grid_lines_the_lr_up_with_bicubic_and_corner_does_not(scale):
   # A median filter keeps a ramp; MATLAB-style bicubic reproduces a ramp from LR samples on

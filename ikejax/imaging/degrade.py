@@ -25,8 +25,13 @@ K is one of:
   * `bicubic`: MATLAB's antialiased bicubic `imresize(hr, 1/s)` (`ikejax.imaging.resize`),
     the classic non-blind benchmark LR (Set5 / Set14 "bicubic"); no randomness.
   * `median`: per-channel median filter, window 3 or 5 (uniform), reflect borders.
-  * `bilateral`: scikit-image `denoise_bilateral`, sigma_color ~ U(0.05, 0.15) (intensity
-    in [0, 1]), sigma_spatial ~ U(1, 3) px, scikit-image's default window.
+  * `bilateral`: the bilateral filter (`bilateral`: Gaussian spatial weight times Gaussian
+    weight of the RGB distance), sigma_color ~ U(0.05, 0.15) (intensity in [0, 1]),
+    sigma_spatial ~ U(1, 3) px, window radius ceil(3 sigma_spatial), reflect borders.
+    Written here, not scikit-image's `denoise_bilateral`: the installed 0.26 one is not
+    centred (its impulse response is a sheared, wrapped pattern ~2 px off; at a huge
+    sigma_color its least-squares linear fit sits 1.7 and 1.3 px off centre), so sets made
+    with it before 2026-12-08 paired each LR with a shifted HR (docs/recipe_log.md).
   * `diffusion`: Perona-Malik anisotropic diffusion (exponential conductance), kappa ~
     U(15, 40) (8-bit units), 5..15 iterations (uniform), step 0.2, per channel.
 Each nonlinear kind is followed by subsampling on one of two grids G (`GRIDS`; the paper's set
@@ -172,6 +177,29 @@ def perona_malik(img: np.ndarray, iterations: int, kappa: float,
   return x
 
 
+def bilateral(img: np.ndarray, sigma_color: float, sigma_spatial: float) -> np.ndarray:
+  """The bilateral filter (Tomasi & Manduchi), joint over the channels, reflect borders.
+
+  `out(p) = sum_q w(p, q) img(q) / sum_q w(p, q)` over the window `|q - p|_inf <=
+  ceil(3 sigma_spatial)`, `w = exp(-|q - p|^2 / 2 sigma_spatial^2 - |img(q) - img(p)|^2 / 2
+  sigma_color^2)` (Euclidean RGB distance, as scikit-image's `channel_axis` mode).
+  `[H, W, C] -> [H, W, C]` float64, in the units of `img` (`sigma_color` in them).
+  """
+  x = np.asarray(img, np.float64)
+  r = max(2, int(math.ceil(3 * sigma_spatial)))
+  p = np.pad(x, ((r, r), (r, r), (0, 0)), mode="reflect")
+  h, w = x.shape[:2]
+  num, den = np.zeros_like(x), np.zeros(x.shape[:2])
+  for dy in range(-r, r + 1):
+    for dx in range(-r, r + 1):
+      q = p[r + dy:r + dy + h, r + dx:r + dx + w]
+      wt = np.exp(-(dy * dy + dx * dx) / (2 * sigma_spatial ** 2)
+                  - np.sum(np.square(q - x), -1) / (2 * sigma_color ** 2))
+      num += wt[..., None] * q
+      den += wt
+  return num / den[..., None]
+
+
 @dataclasses.dataclass
 class Degraded:
   """An LR image and how it was made.
@@ -248,11 +276,9 @@ def degrade(hr: np.ndarray, scale: int, kind: str, seed: int,
       y = np.stack([scipy.ndimage.median_filter(x[..., c], size=size, mode="reflect")
                     for c in range(3)], -1)
     elif kind == "bilateral":
-      from skimage.restoration import denoise_bilateral
       sc, ss = float(rng.uniform(0.05, 0.15)), float(rng.uniform(1.0, 3.0))
-      params.update(sigma_color=sc, sigma_spatial=ss)
-      y = denoise_bilateral(x / 255.0, sigma_color=sc, sigma_spatial=ss, channel_axis=-1,
-                            mode="reflect") * 255.0
+      params.update(sigma_color=sc, sigma_spatial=ss, filter="ikejax bilateral")
+      y = bilateral(x / 255.0, sc, ss) * 255.0
     else:
       iters, kappa = int(rng.integers(5, 16)), float(rng.uniform(15.0, 40.0))
       params.update(iterations=iters, kappa=kappa, step=0.2)
