@@ -52,7 +52,11 @@ def main(a):
   for path in sorted(glob.glob(os.path.join(a.records, f"*_x{a.scale}.json"))):
     rec = json.load(open(path))
     stem = os.path.basename(path)[:-len(f"_x{a.scale}.json")]
-    lr01 = image_io.read_image(os.path.join(a.lr, stem + ".png")).pixels / 255.0
+    lr_path = os.path.join(a.lr, stem + ".png")
+    made_from = rec.get("input", {}).get("sha256")
+    if made_from and made_from != image_io.file_fingerprint(lr_path)["sha256"]:
+      raise SystemExit(f"{path} was made from another file than {lr_path} (sha256 differs)")
+    lr01 = image_io.read_image(lr_path).pixels / 255.0
     hr = image_io.read_image(os.path.join(a.gt, stem + ".png")).pixels
     sharp = metrics.evaluate(q8(filters.sharpen(lr01, a.scale)), hr, a.scale)
     rows.append((stem, rec["scores"]["bicubic"], sharp, rec["scores"]["ikejax"],
