@@ -79,3 +79,28 @@ def test_a_bicubic_window_is_the_window_of_the_whole_upscale(s):
   for win in (((0, 17), (5, 40)), ((9, 30), (31 * s - 19, 19)), ((s * 23 - 7, 7), (0, 31 * s))):
     (t, h), (l, w) = win
     np.testing.assert_array_equal(records.bicubic_window(x, s, win, 8), ref[t:t + h, l:l + w])
+
+
+def test_filter_table_scores_a_record_and_refuses_one_made_from_another_file(tmp_path, capsys):
+  import argparse
+  import json
+  table = _script("filter_table")
+  rng = np.random.RandomState(1)
+  lr_dir, gt_dir, rec_dir = tmp_path / "lr", tmp_path / "gt", tmp_path / "rec"
+  for d in (lr_dir, gt_dir, rec_dir):
+    d.mkdir()
+  hr = rng.randint(0, 256, (48, 40, 3)).astype(np.uint8)
+  Image.fromarray(hr).save(gt_dir / "a.png")
+  Image.fromarray(hr[::2, ::2]).save(lr_dir / "a.png")
+  score = {"psnr_y": 30.0, "ssim_y": 0.9}
+  rec = {"input": image_io.file_fingerprint(str(lr_dir / "a.png")),
+         "scores": {"bicubic": score, "ikejax": {"psnr_y": 31.0, "ssim_y": 0.91}},
+         "timings": {"total_s": 5.0}}
+  (rec_dir / "a_x2.json").write_text(json.dumps(rec))
+  args = argparse.Namespace(records=str(rec_dir), lr=str(lr_dir), gt=str(gt_dir), scale=2,
+                            append=None, seeds=[], title="t", better=True)
+  table.main(args)
+  assert "| a | 30.00 / 0.9000 |" in capsys.readouterr().out
+  Image.fromarray(hr[1::2, 1::2]).save(lr_dir / "a.png")  # the LR is now another file
+  with pytest.raises(SystemExit, match="made from another file"):
+    table.main(args)
