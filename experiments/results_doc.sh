@@ -61,6 +61,13 @@ for s in 2 4; do
 done
 if [ -d experiments/kept/methods ]; then
   printf '\n# Other methods on the same images\n\nEach folder of `experiments/kept/methods/` holds the records of one command (its `COMMAND` file).\n' >> "$doc"
+  k=experiments/kept
+  printf '\n## Side by side, DIV2KRK x2, seed 0\n\n`python experiments/method_table.py` (the folders below; DualSR ran on image 2 only: 65+ minutes per image here)\n\n' >> "$doc"
+  python experiments/method_table.py --lr "$data/lr_x2" --gt "$data/gt" --scale 2 \
+    "default=$k/default/DIV2KRK-x2-seed0-800it-val" \
+    "KernelGAN + ZSSR=$k/methods/DIV2KRK-x2-kernelgan+zssr-seed0-cropmaps" \
+    "DualSR=$k/methods/DIV2KRK-x2-dualsr-seed0" \
+    "ZSSR, true kernel (non-blind)=$k/methods/DIV2KRK-x2-zssr-truekernel-seed0" >> "$doc"
   for dir in experiments/kept/methods/DIV2KRK-x*; do
     name=$(basename "$dir")
     s=$(echo "$name" | sed -E 's/.*-x([0-9])-.*/\1/')

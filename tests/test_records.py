@@ -104,3 +104,33 @@ def test_filter_table_scores_a_record_and_refuses_one_made_from_another_file(tmp
   Image.fromarray(hr[1::2, 1::2]).save(lr_dir / "a.png")  # the LR is now another file
   with pytest.raises(SystemExit, match="made from another file"):
     table.main(args)
+
+
+def test_method_table_puts_runs_side_by_side_and_marks_missing_images(tmp_path):
+  import json
+  table = _script("method_table")
+  rng = np.random.RandomState(2)
+  lr_dir, gt_dir = tmp_path / "lr", tmp_path / "gt"
+  lr_dir.mkdir(), gt_dir.mkdir()
+  runs = {"a": tmp_path / "a", "b": tmp_path / "b"}
+  for d in runs.values():
+    d.mkdir()
+  for i, stem in enumerate(["im_2", "im_13"]):
+    hr = rng.randint(0, 256, (48, 40, 3)).astype(np.uint8)
+    Image.fromarray(hr).save(gt_dir / f"{stem}.png")
+    Image.fromarray(hr[::2, ::2]).save(lr_dir / f"{stem}.png")
+    for name, psnr in (("a", 30.0 + i), ("b", 20.0)):
+      if name == "b" and stem == "im_13":
+        continue  # b never ran im_13
+      rec = {"input": image_io.file_fingerprint(str(lr_dir / f"{stem}.png")),
+             "scores": {"bicubic": {"psnr_y": 25.0, "ssim_y": 0.8},
+                        "ikejax": {"psnr_y": psnr, "ssim_y": 0.9}},
+             "timings": {"total_s": 10.0 * (i + 1)}}
+      (runs[name] / f"{stem}_x2.json").write_text(json.dumps(rec))
+  loaded = {n: table.load_run(str(d), str(lr_dir), 2) for n, d in runs.items()}
+  lines = table.table(loaded, str(lr_dir), str(gt_dir), 2)
+  assert lines[2].startswith("| im_2 |") and lines[3].startswith("| im_13 |")
+  assert lines[3].endswith("| 31.00 / 0.9000 | - |")
+  assert "| 30.50 (2) | 20.00 (1) |" in lines[4]
+  assert lines[5].endswith("| 2 of 2 | 0 of 1 |")
+  assert lines[6].endswith("| 15 | 10 |")
