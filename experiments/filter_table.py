@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ikejax.imaging import filters, image_io, metrics
+from ikejax.runs import records
 
 
 def _cpu() -> str:
@@ -53,8 +54,7 @@ def main(a):
     rec = json.load(open(path))
     stem = os.path.basename(path)[:-len(f"_x{a.scale}.json")]
     lr_path = os.path.join(a.lr, stem + ".png")
-    made_from = rec.get("input", {}).get("sha256")
-    if made_from and made_from != image_io.file_fingerprint(lr_path)["sha256"]:
+    if records.made_from_another_file(rec, lr_path):
       raise SystemExit(f"{path} was made from another file than {lr_path} (sha256 differs)")
     lr01 = image_io.read_image(lr_path).pixels / 255.0
     hr = image_io.read_image(os.path.join(a.gt, stem + ".png")).pixels

@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from ikejax.imaging import filters, image_io, metrics
+from ikejax.runs import records
 
 
 def _q8(x01: np.ndarray) -> np.ndarray:
@@ -35,8 +36,7 @@ def load_run(folder: str, lr_dir: str, scale: int) -> dict[str, dict]:
     stem = os.path.basename(path)[:-len(f"_x{scale}.json")]
     rec = json.load(open(path))
     lr_path = os.path.join(lr_dir, stem + ".png")
-    made_from = rec.get("input", {}).get("sha256")
-    if made_from and made_from != image_io.file_fingerprint(lr_path)["sha256"]:
+    if records.made_from_another_file(rec, lr_path):
       raise SystemExit(f"{path} was made from another file than {lr_path} (sha256 differs)")
     out[stem] = rec
   return out

@@ -65,6 +65,14 @@ def is_finished(outputs: dict[str, str]) -> Optional[dict]:
     return None
 
 
+def made_from_another_file(record: dict, path: str) -> bool:
+  """Whether `record` names an input whose content (sha256) differs from the file `path`.
+
+  A record without an input hash (made before records carried one) is not judged."""
+  made_from = (record.get("input") or {}).get("sha256")
+  return bool(made_from) and made_from != image_io.file_fingerprint(path)["sha256"]
+
+
 def versions() -> dict:
   import flax
   import jax
